@@ -1,0 +1,45 @@
+# Single entry point of the kit. `make lab` runs it, `make test` tests it.
+# Every target installs what it needs (apt and pip) on a fresh Debian 12 machine.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+APT_PACKAGES := redis-server redis-tools
+APT_STAMP := .cache/apt.stamp
+VENV_STAMP := $(VENV)/.installed
+
+.PHONY: help setup test test-fast lint run clean
+help:
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+
+$(APT_STAMP): Makefile
+	@mkdir -p .cache
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt: installing$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@touch $@
+
+$(VENV_STAMP): requirements/app.txt requirements/controller.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements/controller.txt
+	$(BIN)/pip install -q --no-deps -e .
+	@touch $@
+
+setup: $(APT_STAMP) $(VENV_STAMP) ## install apt packages and the pinned virtualenv
+
+test-fast: setup ## app, config and service-definition tests (real redis + celery, no VMs)
+	$(BIN)/pytest tests
+
+test: test-fast ## everything CI runs
+
+run: setup ## run the sample stack locally (redis, workers, beat, producer API)
+	$(BIN)/python -m app.devstack
+
+clean:
+	rm -rf $(VENV) .cache build dist *.egg-info
