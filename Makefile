@@ -41,5 +41,7 @@ test: test-fast ## everything CI runs
 run: setup ## run the sample stack locally (redis, workers, beat, producer API)
 	$(BIN)/python -m app.devstack
 
+-include lab/lab.mk
+
 clean:
 	rm -rf $(VENV) .cache build dist *.egg-info
