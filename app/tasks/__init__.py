@@ -1,0 +1,1 @@
+"""Tasks, one module per queue class (routes in celeryconfig/queues.py)."""

@@ -1,0 +1,41 @@
+"""The kit's Celery configuration, one concern per module, loaded with ``config_from_object``.
+
+Every deployment-specific value is read from an environment variable when this package is
+imported; an invalid value stops the importing process with a message naming the variable.
+``python -m celeryconfig`` prints the effective configuration with secrets masked.
+"""
+from .broker import (  # noqa: F401
+    app_redis_url,
+    broker_connection_max_retries,
+    broker_connection_retry_on_startup,
+    broker_url,
+    redis_backend_health_check_interval,
+    result_backend,
+    result_backend_transport_options,
+)
+from .serializers import accept_content, result_accept_content, result_serializer, task_serializer  # noqa: F401
+from .timezone import enable_utc, timezone  # noqa: F401
+from .ratelimits import task_annotations  # noqa: F401
+from .queues import DECLARED_QUEUES, task_create_missing_queues, task_default_queue, task_queues, task_routes  # noqa: F401
+from .reliability import (  # noqa: F401
+    broker_transport_options,
+    result_expires,
+    task_acks_late,
+    task_reject_on_worker_lost,
+    task_track_started,
+    worker_cancel_long_running_tasks_on_connection_loss,
+    worker_concurrency,
+    worker_max_memory_per_child,
+    worker_max_tasks_per_child,
+    worker_prefetch_multiplier,
+    worker_queues,
+)
+from .events import result_extended, task_send_sent_event, worker_send_task_events  # noqa: F401
+from .beat import beat_schedule, beat_trace_interval  # noqa: F401
+
+
+def settings() -> dict:
+    """The effective settings: every lowercase public name of this package."""
+    return {name: value for name, value in globals().items()
+            if name.islower() and not name.startswith("_") and not callable(value)
+            and not hasattr(value, "__path__") and type(value).__name__ != "module"}
