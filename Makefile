@@ -11,7 +11,7 @@ APT_PACKAGES := redis-server redis-tools
 APT_STAMP := .cache/apt.stamp
 VENV_STAMP := $(VENV)/.installed
 
-.PHONY: help setup test test-fast lint run clean
+.PHONY: help setup test test-fast clean
 help:
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
@@ -37,9 +37,6 @@ test-fast: setup ## app, config and service-definition tests (real redis + celer
 	$(BIN)/pytest tests
 
 test: test-fast ## everything CI runs
-
-run: setup ## run the sample stack locally (redis, workers, beat, producer API)
-	$(BIN)/python -m app.devstack
 
 -include lab/lab.mk
 
