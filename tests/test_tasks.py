@@ -157,3 +157,19 @@ def test_failure_keeps_state_and_traceback():
         result.get(timeout=20)
     assert result.state == states.FAILURE
     assert "ReportError: disk on fire" in result.traceback
+
+
+def test_fetch_reads_a_url_over_http(tmp_path):
+    import http.server
+    import threading
+    (tmp_path / "page.txt").write_text("x" * 123)
+    handler = lambda *a, **kw: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path), **kw)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/page.txt"
+        assert io.fetch.delay(url).get(timeout=30) == {"status": 200, "bytes": 123}
+    finally:
+        server.shutdown()
+        server.server_close()
