@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Build the lab's Debian base image from Debian's own packages:
+#   debootstrap -> small tweaks in the chroot -> mkfs.ext4 -d -> qcow2
+# plus the kernel and initrd next to it (the launcher boots with -kernel/-initrd).
+#
+# The result lives in $LAB_CACHE/images/<release>-<recipe hash>/ and is reused
+# until this script, lab/image/* or the variables below change. The directory
+# is printed on stdout as the last line, so callers can do
+#   image_dir=$(lab/build-image.sh | tail -n1)
+#
+# Usage: LAB_RELEASE=bookworm lab/build-image.sh
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+
+# The one variable a second platform changes (e.g. LAB_RELEASE=trixie).
+LAB_RELEASE=${LAB_RELEASE:-bookworm}
+LAB_MIRROR=${LAB_MIRROR:-http://deb.debian.org/debian}
+LAB_SECURITY_MIRROR=${LAB_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+LAB_CACHE=${LAB_CACHE:-$repo/.cache/lab}
+LAB_DISK_SIZE=${LAB_DISK_SIZE:-4G}
+
+# What a stock Debian cloud image has, minus cloud-init (see lab/image/lab-seed.service):
+# systemd as init, udev, dbus, SSH, Python for Ansible, sudo, CA certificates.
+packages=(
+  systemd systemd-sysv udev dbus
+  linux-image-amd64 initramfs-tools
+  openssh-server sudo
+  python3 python3-apt
+  iproute2 iputils-ping netbase procps ca-certificates
+)
+
+# Timers that would take the apt lock or burn CPU right after boot; the lab's
+# VMs live for minutes, so they never need them.
+masked_units=(
+  apt-daily.timer apt-daily-upgrade.timer man-db.timer e2scrub_all.timer
+  fstrim.timer e2scrub_reap.service systemd-firstboot.service
+  systemd-networkd-wait-online.service
+)
+
+recipe_hash() {
+  {
+    cat "$0" "$here"/image/*
+    printf '%s\n' "$LAB_RELEASE" "$LAB_MIRROR" "$LAB_SECURITY_MIRROR" "$LAB_DISK_SIZE"
+  } | sha256sum | cut -c1-12
+}
+
+images="$LAB_CACHE/images"
+out="$images/$LAB_RELEASE-$(recipe_hash)"
+if [[ -f "$out/base.qcow2" && -f "$out/vmlinuz" && -f "$out/initrd.img" ]]; then
+  echo "lab-image: cached $out" >&2
+  echo "$out"
+  exit 0
+fi
+
+mkdir -p "$images"
+# A build interrupted earlier may have left a work directory (possibly with
+# /proc still mounted inside it); clear it before starting over.
+for stale in "$images"/*.work; do
+  [[ -e "$stale" ]] || continue
+  awk -v p="$stale/" 'index($2, p) == 1 {print $2}' /proc/mounts | sort -r | xargs -r umount -l
+  rm -rf "$stale"
+done
+
+work="$out.work"
+rootfs="$work/rootfs"
+mkdir -p "$rootfs"
+cleanup() {
+  mountpoint -q "$rootfs/proc" && umount -l "$rootfs/proc"
+  mountpoint -q "$rootfs/sys" && umount -l "$rootfs/sys"
+  return 0
+}
+trap cleanup EXIT
+
+start=$(date +%s)
+echo "lab-image: debootstrap $LAB_RELEASE from $LAB_MIRROR" >&2
+debootstrap --variant=minbase --include="$(IFS=,; echo "${packages[*]}")" \
+  "$LAB_RELEASE" "$rootfs" "$LAB_MIRROR" >"$work/debootstrap.log" 2>&1 || {
+  tail -n 30 "$work/debootstrap.log" >&2
+  exit 1
+}
+
+in_root() { chroot "$rootfs" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"; }
+mount -t proc proc "$rootfs/proc"
+mount -t sysfs sysfs "$rootfs/sys"
+
+# Apt: plain HTTP mirror, the same three suites a Debian cloud image lists.
+rm -f "$rootfs/etc/apt/sources.list"
+cat >"$rootfs/etc/apt/sources.list.d/debian.sources" <<EOF
+Types: deb
+URIs: $LAB_MIRROR
+Suites: $LAB_RELEASE $LAB_RELEASE-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: $LAB_SECURITY_MIRROR
+Suites: $LAB_RELEASE-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+
+echo "/dev/vda / ext4 rw,noatime,errors=remount-ro 0 0" >"$rootfs/etc/fstab"
+echo "debian" >"$rootfs/etc/hostname"
+rm -f "$rootfs/etc/resolv.conf"   # debootstrap copied the build host's; the seed writes the VM's
+
+# A small initrd (only what finds a virtio root disk) decompresses and runs
+# much faster under TCG than the default MODULES=most one.
+cat >"$rootfs/etc/initramfs-tools/conf.d/lab-virtio.conf" <<'EOF'
+MODULES=list
+EOF
+printf '%s\n' virtio_pci virtio_blk ext4 >>"$rootfs/etc/initramfs-tools/modules"
+in_root update-initramfs -u -k all >/dev/null
+
+# Per-machine identity is created on first boot, as in a cloud image.
+rm -f "$rootfs"/etc/ssh/ssh_host_*
+: >"$rootfs/etc/machine-id"
+rm -f "$rootfs/var/lib/dbus/machine-id"
+
+install -m 0755 "$here/image/lab-seed" "$rootfs/usr/local/sbin/lab-seed"
+install -m 0644 "$here/image/lab-seed.service" "$rootfs/etc/systemd/system/lab-seed.service"
+in_root systemctl enable lab-seed.service systemd-networkd.service >/dev/null 2>&1
+in_root systemctl mask "${masked_units[@]}" >/dev/null 2>&1
+
+in_root apt-get clean
+rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/*.log "$rootfs"/var/cache/debconf/*-old
+cleanup
+
+kernels=("$rootfs"/boot/vmlinuz-*)
+cp "${kernels[-1]}" "$work/vmlinuz"
+cp "$rootfs/boot/initrd.img-${kernels[-1]##*/vmlinuz-}" "$work/initrd.img"
+echo "lab-image: mkfs.ext4 -d ($LAB_DISK_SIZE)" >&2
+mkfs.ext4 -q -F -L root -d "$rootfs" "$work/disk.raw" "$LAB_DISK_SIZE"
+qemu-img convert -O qcow2 "$work/disk.raw" "$work/base.qcow2"
+rm -f "$work/disk.raw"
+rm -rf "$rootfs"
+
+mkdir -p "$out"
+mv "$work/vmlinuz" "$work/initrd.img" "$work/debootstrap.log" "$out/"
+mv "$work/base.qcow2" "$out/base.qcow2"   # last: its presence marks the image complete
+rmdir "$work"
+echo "lab-image: built $out in $(( $(date +%s) - start ))s" >&2
+echo "$out"

@@ -1,0 +1,51 @@
+"""``labctl up|down|status|instance-config`` — the launcher's command line.
+
+Needs root (tap devices, bridge) and PyYAML (run it with the repo's .venv).
+"""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from . import lab, outputs, topology
+from .paths import REPO, LabPaths
+
+DEFAULT_SCENARIO = REPO / "molecule" / "default" / "molecule.yml"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="labctl", description=__doc__)
+    parser.add_argument("command", choices=["up", "down", "status", "instance-config"])
+    parser.add_argument("--name", default=os.environ.get("LAB_NAME", "lab"), help="lab name (default: lab)")
+    parser.add_argument("--molecule-file", type=Path, default=DEFAULT_SCENARIO,
+                        help="scenario file describing the machines (default: molecule/default/molecule.yml)")
+    parser.add_argument("--image-dir", type=Path, help="output of lab/build-image.sh (needed by up)")
+    parser.add_argument("--user", default=os.environ.get("LAB_USER", "debian"))
+    parser.add_argument("--timeout", type=float, default=float(os.environ.get("LAB_BOOT_TIMEOUT", "900")))
+    args = parser.parse_args(argv)
+    paths = LabPaths(args.name)
+
+    if args.command == "down":
+        lab.down(paths)
+        return 0
+    if args.command == "up":
+        if not args.image_dir:
+            parser.error("up needs --image-dir")
+        state = lab.up(paths, topology.load(args.molecule_file), args.image_dir.resolve(), args.user, args.timeout)
+        print(outputs.summary(state), file=sys.stderr)
+        return 0
+    if not paths.state.exists():
+        print(f"lab '{args.name}' is not up", file=sys.stderr)
+        return 1
+    state = json.loads(paths.state.read_text())
+    if args.command == "status":
+        print(outputs.summary(state))
+    else:
+        print(json.dumps(outputs.instance_config(state)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

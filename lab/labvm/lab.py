@@ -1,0 +1,105 @@
+"""Bring a whole lab up or down.
+
+``up`` always starts by tearing down whatever a previous run of the same lab
+left (processes, taps, bridge, overlays), so an interrupted run never blocks
+the next one. If ``up`` itself fails or is interrupted, it tears down again
+before re-raising; console logs survive in ``<cache>/logs/<lab>/``.
+"""
+
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+from . import accel, net, outputs, qemu, seed, ssh
+from .paths import LabPaths, cache_dir
+from .topology import Topology
+
+
+def log(msg: str) -> None:
+    print(f"lab: {msg}", file=sys.stderr, flush=True)
+
+
+def down(paths: LabPaths) -> None:
+    killed = qemu.kill_all(paths.run)
+    removed = net.remove(paths)
+    if paths.run.exists():
+        paths.logs.mkdir(parents=True, exist_ok=True)
+        for console in paths.run.glob("*.log"):
+            shutil.copy2(console, paths.logs / console.name)
+        shutil.rmtree(paths.run)
+    if killed or removed:
+        log(f"{paths.name}: stopped {len(killed)} VM(s), removed {len(removed)} link(s)")
+
+
+def _boot_all(paths: LabPaths, topology: Topology, image_dir: Path, accel_name: str, user: str) -> dict:
+    pub = ssh.keygen(paths.key, f"lab-{paths.name}")
+    taps = net.create(paths, len(topology.machines))
+    preferred = int(os.environ.get("LAB_FLOWER_PORT", "15555"))
+    pinned = seed.pinned_hosts(os.environ.get("LAB_PIN_HOSTS", "deb.debian.org").split())
+    vms = []
+    for machine, tap in zip(topology.machines, taps):
+        qemu.overlay(image_dir / "base.qcow2", paths.run / f"{machine.name}.qcow2")
+        seed.build(machine, topology, user, pub, pinned, paths.run / f"{machine.name}.seed.img")
+        ssh_port = ssh.free_port()
+        labelled = {label: ssh.free_port(preferred if label == "flower" else 0)
+                    for label, _ in machine.forwards.items()}
+        forwards = {ssh_port: 22, **{labelled[label]: guest for label, guest in machine.forwards.items()}}
+        cmd = qemu.command(machine, paths.run, image_dir, accel_name, tap, forwards)
+        qemu.start(cmd, paths.run / f"{machine.name}.qemu.log")
+        vms.append({"name": machine.name, "address": machine.address, "ssh_port": ssh_port,
+                    "forwards": labelled, "started": time.monotonic(),
+                    "pid": int((paths.run / f"{machine.name}.pid").read_text())})
+    return {"vms": vms}
+
+
+def _wait_all(paths: LabPaths, vms: list[dict], user: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+
+    def one(vm: dict) -> None:
+        ok = ssh.wait(user, vm["ssh_port"], paths.key, deadline, lambda: qemu.alive(vm["pid"]))
+        vm["boot_to_ssh"] = time.monotonic() - vm["started"] if ok else None
+        if ok:
+            log(f"{vm['name']}: SSH after {vm['boot_to_ssh']:.1f}s")
+
+    threads = [threading.Thread(target=one, args=(vm,)) for vm in vms]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    failed = [vm["name"] for vm in vms if vm["boot_to_ssh"] is None]
+    if failed:
+        for name in failed:
+            console = paths.run / f"{name}.console.log"
+            tail = console.read_text(errors="replace")[-3000:] if console.exists() else "(no console log)"
+            log(f"{name} never answered SSH; console tail:\n{tail}")
+        raise SystemExit(f"lab: {', '.join(failed)} not reachable within {timeout:.0f}s")
+
+
+def up(paths: LabPaths, topology: Topology, image_dir: Path, user: str, timeout: float) -> dict:
+    down(paths)
+    start = time.monotonic()
+    accel_name = accel.choose(image_dir)
+    paths.run.mkdir(parents=True)
+    try:
+        state = _boot_all(paths, topology, image_dir, accel_name, user)
+        log(f"{paths.name}: started {len(state['vms'])} VM(s) with {accel_name}, waiting for SSH")
+        _wait_all(paths, state["vms"], user, timeout)
+    except BaseException:
+        down(paths)
+        raise
+    for vm in state["vms"]:
+        del vm["started"]
+    state.update(name=paths.name, user=user, key=str(paths.key), accel=accel_name,
+                 image=str(image_dir), inventory=str(paths.inventory),
+                 boot_seconds=time.monotonic() - start)
+    outputs.write(paths, state, topology)
+    with (cache_dir() / "timings.jsonl").open("a") as f:
+        f.write(json.dumps({"lab": paths.name, "accel": accel_name, "at": time.strftime("%FT%TZ", time.gmtime()),
+                            "boot_seconds": round(state["boot_seconds"], 1),
+                            "boot_to_ssh": {vm["name"]: round(vm["boot_to_ssh"], 1) for vm in state["vms"]}})
+                + "\n")
+    return state

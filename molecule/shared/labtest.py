@@ -1,0 +1,44 @@
+"""Helpers for testinfra tests of any lab scenario.
+
+Import from a scenario's tests (``molecule/conftest.py`` puts this directory on
+``sys.path``). Hosts come from Molecule's inventory; host vars such as
+``lab_private_address`` are read through testinfra's Ansible backend.
+"""
+
+import pytest
+
+JOURNAL_LINES = 60
+
+
+def unit(*names: str):
+    """Mark a test as checking systemd units; on failure their journals are printed."""
+    return pytest.mark.lab_units(*names)
+
+
+def hostvars(host) -> dict:
+    return host.ansible.get_variables()
+
+
+def private_address(host) -> str:
+    return hostvars(host)["lab_private_address"]
+
+
+def address_of(host, name: str) -> str:
+    """The private address inventory host ``name`` has, as seen by ``host``'s inventory."""
+    return host.backend.ansible_runner.get_variables(name)["lab_private_address"]
+
+
+def journal(host, name: str, lines: int = JOURNAL_LINES) -> str:
+    cmd = host.run(f"sudo journalctl --no-pager -o short-precise -n {lines} -u {name}")
+    return cmd.stdout or cmd.stderr
+
+
+def tcp_roundtrip(host, address: str, port: int, line: str) -> str:
+    """Connect *from* ``host`` to ``address:port``, send ``line`` + CRLF, return the first reply line."""
+    script = (
+        "import socket, sys\n"
+        "s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)\n"
+        "s.sendall(sys.argv[3].encode() + b'\\r\\n')\n"
+        "print(s.recv(256).decode().splitlines()[0])\n"
+    )
+    return host.check_output("python3 -c %s %s %s %s", script, address, str(port), line)
