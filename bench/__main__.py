@@ -1,0 +1,243 @@
+"""``python -m bench [--smoke] [--only mixed,throughput,memory] [--results DIR]``
+
+Runs the benchmarks against a private redis-server and real workers, prints the ratios against
+the targets of issue 5 and writes JSON, PNG plots and RESULTS.md under ``--results``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+from . import harness, memory, mixed, plots, throughput
+from .harness import median
+
+PROFILES = {
+    "full": {
+        "redis_benchmark_requests": 100_000,
+        "mixed": dict(rates_long=[1.5, 2.5, 3.5], rate_instant=10.0, duration=12.0, reps=3,
+                      processes=4, long_processes=3, drain_timeout=40.0),
+        "throughput": dict(n=2000, reps=3, timeout=90.0, attribution=True),
+        "memory": dict(n=100_000, concurrency=2, chunk=500, backlog=3000, timeout=480.0),
+    },
+    "smoke": {
+        "redis_benchmark_requests": 2000,
+        "mixed": dict(rates_long=[3.0], rate_instant=10.0, duration=1.5, reps=1,
+                      processes=2, long_processes=1, drain_timeout=15.0),
+        "throughput": dict(n=50, reps=1, timeout=30.0, attribution=False),
+        "memory": dict(n=300, concurrency=2, chunk=100, backlog=200, timeout=30.0),
+    },
+}
+SMOKE_THROUGHPUT = {"kit", "celery-defaults", "tuned"}
+TARGET_MIXED_FACTOR = 50
+TARGET_VS_DEFAULTS = 1.0
+TARGET_VS_BEST = 0.9
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def summarize_mixed(runs, params) -> dict:
+    by_rate = []
+    for rate in params["rates_long"]:
+        row = {"rate_long_per_s": rate,
+               "offered_load_long": rate / params["long_processes"]}
+        for side in ("kit", "default"):
+            mine = [r for r in runs if r["rate_long_per_s"] == rate and r["side"] == side]
+            row[side] = {k: median([r[k] for r in mine]) for k in (
+                "instant_wait_p50_s", "instant_wait_p95_s", "instant_wait_max_s",
+                "long_wait_p50_s", "long_wait_p95_s", "long_wait_max_s")}
+            row[side]["reps"] = len(mine)
+            row[side]["all_drained"] = all(r["drained"] for r in mine)
+        p95_ratio = ratio(row["default"]["instant_wait_p95_s"], row["kit"]["instant_wait_p95_s"])
+        row["instant_p95_default_over_kit"] = p95_ratio
+        row["target_met"] = p95_ratio is not None and p95_ratio >= TARGET_MIXED_FACTOR
+        by_rate.append(row)
+    return {"processes": params["processes"], "kit_layout": {
+                "high": params["processes"] - params["long_processes"], "long": params["long_processes"]},
+            "rate_instant_per_s": params["rate_instant"], "duration_s": params["duration"],
+            "reps": params["reps"], "target": f"kit instant p95 <= default instant p95 / {TARGET_MIXED_FACTOR}",
+            "by_rate": by_rate}
+
+
+def summarize_throughput(summary, ceiling) -> dict:
+    kit = summary["kit"]["tasks_per_s"]
+    default = summary["celery-defaults"]["tasks_per_s"]
+    grid = {k: v["tasks_per_s"] for k, v in summary.items() if v["group"] in ("grid", "default")}
+    best = max(grid, key=lambda k: grid[k] or 0)
+    out = {"kit_tasks_per_s": kit, "celery_defaults_tasks_per_s": default,
+           "best_grid_point": best, "best_grid_tasks_per_s": grid[best],
+           "kit_over_defaults": ratio(kit, default), "kit_over_best": ratio(kit, grid[best]),
+           "target_vs_defaults": TARGET_VS_DEFAULTS, "target_vs_best": TARGET_VS_BEST}
+    out["target_vs_defaults_met"] = (out["kit_over_defaults"] or 0) >= TARGET_VS_DEFAULTS
+    out["target_vs_best_met"] = (out["kit_over_best"] or 0) >= TARGET_VS_BEST
+    ops = ceiling.get("median_ops_per_s")
+    for name, row in summary.items():
+        cmds = row["redis_commands_per_task"]
+        row["redis_ceiling_tasks_per_s"] = ops / cmds if ops and cmds else None
+        row["fraction_of_redis_ceiling"] = ratio(row["tasks_per_s"], row["redis_ceiling_tasks_per_s"])
+        row["over_celery_defaults"] = ratio(row["tasks_per_s"], default)
+    return out
+
+
+def results_table(summary: dict) -> str:
+    lines = []
+    m = summary.get("mixed")
+    if m:
+        lines += [f"### Mixed load ({m['processes']} processes; kit: high {m['kit_layout']['high']} + long "
+                  f"{m['kit_layout']['long']}; instant tasks at {m['rate_instant_per_s']}/s; medians of {m['reps']} reps)",
+                  "",
+                  "| 1-s tasks/s | default instant p50 / p95 / max (s) | kit instant p50 / p95 / max (s) "
+                  "| default ÷ kit (p95) | target ≥ 50× | long-task p95 wait default / kit (s) |",
+                  "|---|---|---|---|---|---|"]
+        for r in m["by_rate"]:
+            d, k = r["default"], r["kit"]
+            f = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
+            lines.append(f"| {r['rate_long_per_s']} | {f(d['instant_wait_p50_s'])} / {f(d['instant_wait_p95_s'])} / "
+                         f"{f(d['instant_wait_max_s'])} | {f(k['instant_wait_p50_s'])} / {f(k['instant_wait_p95_s'])} / "
+                         f"{f(k['instant_wait_max_s'])} | {r['instant_p95_default_over_kit'] or 0:.0f}× | "
+                         f"{'met' if r['target_met'] else 'NOT met'} | {f(d['long_wait_p95_s'])} / {f(k['long_wait_p95_s'])} |")
+        lines.append("")
+    t = summary.get("throughput")
+    if t:
+        v = t["verdict"]
+        lines += ["### Short-task throughput (median tasks/s, end to end, 2 processes)", "",
+                  "| configuration | tasks/s | × Celery defaults | Redis cmds/task | Redis ceiling (tasks/s) "
+                  "| fraction of ceiling | what |", "|---|---|---|---|---|---|---|"]
+        for name, row in t["configs"].items():
+            g = lambda x, p=2: "n/a" if x is None else f"{x:.{p}f}"  # noqa: E731
+            lines.append(f"| {name} | {g(row['tasks_per_s'], 0)} | {g(row['over_celery_defaults'])} | "
+                         f"{g(row['redis_commands_per_task'], 1)} | {g(row['redis_ceiling_tasks_per_s'], 0)} | "
+                         f"{g(row['fraction_of_redis_ceiling'])} | {row['what']} |")
+        lines += ["", f"kit ÷ Celery defaults = {v['kit_over_defaults']:.2f} (target ≥ {TARGET_VS_DEFAULTS}: "
+                  f"{'met' if v['target_vs_defaults_met'] else 'NOT met'}); kit ÷ best grid point "
+                  f"({v['best_grid_point']}) = {v['kit_over_best']:.2f} (target ≥ {TARGET_VS_BEST}: "
+                  f"{'met' if v['target_vs_best_met'] else 'NOT met'}).", ""]
+    mem = summary.get("memory")
+    if mem:
+        lines += [f"### Worker memory ({mem['tasks']} tasks keeping {mem['leak_bytes_per_task']} B each, "
+                  f"{mem['concurrency']} processes)", "",
+                  "| worker | idle RSS (MiB) | after (MiB) | peak (MiB) |", "|---|---|---|---|"]
+        for name, side in mem["sides"].items():
+            lines.append(f"| {name}: {side['what']} | {side['idle_rss_mib']:.1f} | {side['after_rss_mib']:.1f} | "
+                         f"{side['peak_rss_mib'] or 0:.1f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="tiny version (CI): seconds, no timing targets")
+    parser.add_argument("--only", default="mixed,throughput,memory")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="output folder (default bench/results, or bench/results/tmp with --smoke)")
+    args = parser.parse_args(argv)
+    profile = PROFILES["smoke" if args.smoke else "full"]
+    only = {x.strip() for x in args.only.split(",") if x.strip()}
+    out_dir = args.results or (harness.ROOT / "bench" / "results" / ("tmp" if args.smoke else ""))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    summary = {"profile": "smoke" if args.smoke else "full",
+               "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+               "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
+                           "celery": __import__("celery").__version__, "load_avg_at_start": list(
+                               __import__("os").getloadavg())}}
+
+    def dump(name, data):
+        (out_dir / f"{name}.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+    with harness.session(out_dir / "logs" if not args.smoke else None) as s:
+        log(f"bench: redis-server on 127.0.0.1:{s.port}, logs in {s.log_dir}")
+        ceiling = s.redis_benchmark(profile["redis_benchmark_requests"])
+        summary["redis_benchmark"] = ceiling
+        log(f"redis-benchmark: median {ceiling.get('median_ops_per_s') or 0:.0f} ops/s {ceiling.get('ops_per_s')}")
+
+        if "mixed" in only:
+            p = profile["mixed"]
+            log("== 1. mixed load")
+            runs = mixed.run(s, log=log, **p)
+            summary["mixed"] = summarize_mixed(runs, p)
+            dump("mixed", {"params": p, "summary": summary["mixed"], "runs": runs})
+            plots.mixed(summary["mixed"], out_dir / "mixed_latency_vs_load.png")
+
+        if "throughput" in only:
+            p = profile["throughput"]
+            log("== 2. short-task throughput")
+            cfgs, runs, tsum = throughput.run(s, log=log, **p) if not args.smoke else \
+                _smoke_throughput(s, p)
+            verdict = summarize_throughput(tsum, ceiling)
+            summary["throughput"] = {"verdict": verdict, "configs": tsum}
+            dump("throughput", {"params": p, "redis_benchmark": ceiling, "verdict": verdict,
+                                "configs": tsum, "runs": runs})
+            plots.throughput(tsum, out_dir / "throughput.png")
+
+        if "memory" in only:
+            p = profile["memory"]
+            log("== 3. memory")
+            res = memory.run(s, log=log, **p)
+            summary["memory"] = {k: v for k, v in res.items() if k != "samples"}
+            dump("memory", {"params": p, **res})
+            plots.memory(res, out_dir / "memory.png")
+
+    summary["elapsed_s"] = round(time.time() - started, 1)
+    dump("summary", summary)
+    (out_dir / "RESULTS.md").write_text(results_table(summary) + "\n")
+    _print_ratios(summary)
+    log(f"bench: done in {summary['elapsed_s']:.0f}s; results in {out_dir}")
+    return 0
+
+
+def _smoke_throughput(s, p):
+    cfgs = [c for c in throughput.configs(False) if c.name in SMOKE_THROUGHPUT]
+    runs = []
+    for cfg in cfgs:
+        res = throughput.run_once(s, cfg, p["n"], p["timeout"])
+        res["rep"] = 0
+        runs.append(res)
+    tsum = {c.name: {"group": c.group, "what": c.what, "reps": 1,
+                     "tasks_per_s": r["tasks_per_s"], "tasks_per_s_all": [r["tasks_per_s"]],
+                     "redis_commands_per_task": r["redis_commands_per_task"],
+                     "redis_commands_example": r["redis_commands"]} for c, r in zip(cfgs, runs)}
+    return cfgs, runs, tsum
+
+
+def _print_ratios(summary) -> None:
+    log("\n== ratios" + (" (smoke run: numbers are meaningless)" if summary["profile"] == "smoke" else ""))
+    m = summary.get("mixed")
+    if m:
+        for r in m["by_rate"]:
+            log(f"mixed  1-s tasks {r['rate_long_per_s']}/s: instant p95 default "
+                f"{r['default']['instant_wait_p95_s'] or 0:.3f}s / kit {r['kit']['instant_wait_p95_s'] or 0:.4f}s"
+                f" = {r['instant_p95_default_over_kit'] or 0:.0f}x (target >= {TARGET_MIXED_FACTOR}x: "
+                f"{'met' if r['target_met'] else 'NOT met'})")
+    t = summary.get("throughput")
+    if t:
+        v = t["verdict"]
+        log(f"throughput kit {v['kit_tasks_per_s'] or 0:.0f}/s vs Celery defaults "
+            f"{v['celery_defaults_tasks_per_s'] or 0:.0f}/s = {v['kit_over_defaults'] or 0:.2f}x "
+            f"(target >= {TARGET_VS_DEFAULTS}: {'met' if v['target_vs_defaults_met'] else 'NOT met'})")
+        log(f"throughput kit vs best grid point {v['best_grid_point']} {v['best_grid_tasks_per_s'] or 0:.0f}/s"
+            f" = {v['kit_over_best'] or 0:.2f}x (target >= {TARGET_VS_BEST}: "
+            f"{'met' if v['target_vs_best_met'] else 'NOT met'})")
+        for name, row in t["configs"].items():
+            log(f"  {name:28s} {row['tasks_per_s'] or 0:6.0f}/s  x{row['over_celery_defaults'] or 0:.2f} defaults"
+                f"  {row['redis_commands_per_task']:.1f} cmds/task  "
+                f"{(row['fraction_of_redis_ceiling'] or 0) * 100:.1f}% of Redis ceiling")
+    mem = summary.get("memory")
+    if mem:
+        for name, side in mem["sides"].items():
+            log(f"memory {name:9s} idle {side['idle_rss_mib']:.1f} MiB -> after {mem['tasks']} tasks "
+                f"{side['after_rss_mib']:.1f} MiB (peak {side['peak_rss_mib'] or 0:.1f} MiB)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,10 @@
+# Benchmark targets (issue 5); the top-level Makefile includes this file with `-include bench/bench.mk`.
+# `make bench` is bounded: `timeout` sends SIGTERM after 20 minutes and python -m bench stops
+# every redis-server and worker it started before exiting.
+.PHONY: bench bench-smoke
+
+bench: setup ## benchmarks: kit defaults vs Celery defaults (~13 min), writes bench/results/
+	timeout --kill-after=60 1200 $(BIN)/python -m bench
+
+bench-smoke: setup ## tiny benchmark run (<1 min, no timing targets), writes bench/results/tmp/
+	timeout --kill-after=30 180 $(BIN)/python -m bench --smoke

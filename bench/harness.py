@@ -1,0 +1,223 @@
+"""One benchmark session: a private redis-server, worker processes, producer-side apps.
+
+Processes are started with ``tests/support/procs.py`` (own session per process, SIGKILL of the
+whole group on stop). Every process goes on an ``ExitStack``; SIGTERM/SIGINT unwind it.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.support import procs  # noqa: E402
+
+# Bench tasks routed the way the kit routes similar work (CELERY_TASK_ROUTES is the kit's override).
+KIT_ROUTES = "bench.tasks.sleep1=long,bench.tasks.instant=high,bench.tasks.bulk_noop=low,bench.tasks.hold=low"
+CELERY = str(procs.VENV_BIN / "celery")
+
+
+def _scrub_env() -> None:
+    for name in list(os.environ):
+        if name.startswith(("CELERY_", "BENCH_")) or name == "APP_REDIS_URL":
+            del os.environ[name]
+
+
+class _Terminated(BaseException):
+    pass
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated(f"signal {signum}")
+
+
+class Session:
+    """Owns the redis-server and every worker; ``close()`` stops them all."""
+
+    def __init__(self, log_dir: Path | None = None):
+        self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="kit-bench-"))
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.stack = contextlib.ExitStack()
+        self.port = procs.free_port()
+        _scrub_env()
+        base = f"redis://127.0.0.1:{self.port}"
+        # The producer side imports celeryconfig once; workers get their own URLs per run.
+        os.environ.update({"CELERY_BROKER_URL": f"{base}/0", "CELERY_RESULT_BACKEND": f"{base}/1",
+                           "APP_REDIS_URL": f"{base}/2", "CELERY_TASK_ROUTES": KIT_ROUTES})
+        import celeryconfig  # noqa: F401  (reads the environment once, here)
+        # Celery lets these two variables override any app's broker/backend; producers and workers
+        # get explicit URLs per run instead.
+        del os.environ["CELERY_BROKER_URL"], os.environ["CELERY_RESULT_BACKEND"]
+        self.redis_proc = procs.start_redis(self.log_dir, self.port)
+        self.stack.callback(self.redis_proc.stop)
+        import redis
+        self.redis = redis.Redis(port=self.port)
+        self._clients: dict = {}
+        self._n_workers = 0
+
+    def url(self, db: int) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def db(self, db: int):
+        import redis
+        return redis.Redis(port=self.port, db=db)
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            with contextlib.suppress(Exception):
+                client.close()
+        self.stack.close()
+
+    # --- producer-side apps -------------------------------------------------------------
+    def client(self, kind: str, dbs: tuple[int, int, int] = (0, 1, 2), conf: dict | None = None):
+        """A producer app: ``kit`` is celeryconfig as shipped, ``vanilla`` Celery's defaults."""
+        key = (kind, dbs, json.dumps(conf or {}, sort_keys=True))
+        if key not in self._clients:
+            from celery import Celery
+            if kind == "kit":
+                app = Celery(f"kit-producer-{len(self._clients)}")
+                app.config_from_object("celeryconfig", force=True)
+                app.conf.update(broker_url=self.url(dbs[0]), result_backend=self.url(dbs[1]))
+            else:
+                app = Celery(f"vanilla-producer-{len(self._clients)}", broker=self.url(dbs[0]),
+                             backend=self.url(dbs[1]))
+            app.conf.update(conf or {})
+            self._clients[key] = app
+        return self._clients[key]
+
+    # --- workers ------------------------------------------------------------------------
+    def worker_env(self, kind: str, queues: str, dbs=(0, 1, 2), env=None, conf=None) -> dict:
+        out = {"PYTHONPATH": str(ROOT), "BENCH_REDIS_URL": self.url(dbs[2])}
+        if kind == "kit":
+            out.update({"CELERY_BROKER_URL": self.url(dbs[0]), "CELERY_RESULT_BACKEND": self.url(dbs[1]),
+                        "APP_REDIS_URL": self.url(dbs[2]), "CELERY_TASK_ROUTES": KIT_ROUTES,
+                        "CELERY_WORKER_QUEUES": queues})
+        else:
+            out.update({"BENCH_BROKER_URL": self.url(dbs[0]), "BENCH_RESULT_BACKEND": self.url(dbs[1])})
+        if conf:
+            out["BENCH_CONF"] = json.dumps(conf)
+        out.update(env or {})
+        return out
+
+    def start_worker(self, kind: str, name: str, queues: str, concurrency: int, dbs=(0, 1, 2),
+                     env=None, conf=None, pool: str = "prefork", extra: tuple[str, ...] = ()):
+        module = "bench.kitapp" if kind == "kit" else "bench.vanillaapp"
+        self._n_workers += 1
+        argv = [CELERY, "-A", module, "worker", "-n", f"{name}@%h", "-Q", queues, "-c", str(concurrency),
+                "-P", pool, "-l", "WARNING", *extra]
+        proc = procs.Proc(f"{self._n_workers:03d}-{kind}-{name}", argv, self.log_dir,
+                          env=self.worker_env(kind, queues, dbs, env, conf))
+        self.stack.callback(proc.stop, signal.SIGQUIT, 10.0)
+        return proc
+
+    def wait_ready(self, kind: str, names: list[str], dbs=(0, 1, 2), workers=(), timeout: float = 60.0):
+        try:
+            procs.wait_for_workers(self.client(kind, dbs), names, timeout=timeout)
+        except TimeoutError:
+            for proc in workers:
+                print(f"--- {proc.name} ---\n{proc.log()[-3000:]}", file=sys.stderr)
+            raise
+
+    @staticmethod
+    def stop(workers) -> None:
+        for proc in workers:
+            proc.stop(signal.SIGQUIT, 10.0)
+
+    # --- redis measurements --------------------------------------------------------------
+    def commandstats(self) -> dict[str, int]:
+        info = self.redis.info("commandstats")
+        return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in info.items()}
+
+    def redis_benchmark(self, requests: int) -> dict:
+        """Simple-command ceiling of this redis-server: median ops/s over a few commands."""
+        exe = shutil.which("redis-benchmark")
+        if exe is None:
+            return {"available": False}
+        tests = "ping_mbulk,set,get,incr,lpush,rpop"
+        out = subprocess.run([exe, "-h", "127.0.0.1", "-p", str(self.port), "-q", "-n", str(requests),
+                              "-t", tests], capture_output=True, text=True, timeout=120).stdout
+        per_cmd = {}
+        for line in out.replace("\r", "\n").splitlines():
+            if "requests per second" in line and ":" in line:
+                name, rest = line.split(":", 1)
+                per_cmd[name.strip()] = float(rest.split("requests per second")[0].split()[-1])
+        self.redis.flushall()
+        return {"available": True, "requests": requests, "ops_per_s": per_cmd,
+                "median_ops_per_s": statistics.median(per_cmd.values()) if per_cmd else None}
+
+
+def rss_kib(pid: int) -> dict:
+    """Resident memory of a process and all its descendants (KiB)."""
+    def one(p):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def children(p):
+        out = []
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+        return out
+
+    main = one(pid)
+    kids, todo = [], children(pid)
+    while todo:
+        c = todo.pop()
+        kids.append(c)
+        todo += children(c)
+    child_rss = [one(c) for c in kids]
+    return {"main_kib": main, "children_kib": child_rss, "total_kib": main + sum(child_rss)}
+
+
+@contextlib.contextmanager
+def session(log_dir: Path | None = None):
+    old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    s = None
+    try:
+        s = Session(log_dir)
+        yield s
+    finally:
+        if s is not None:
+            s.close()
+        signal.signal(signal.SIGTERM, old_term)
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def pct(values, q: float):
+    if not values:
+        return None
+    vals = sorted(values)
+    k = (len(vals) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(vals) - 1)
+    return vals[lo] + (vals[hi] - vals[lo]) * (k - lo)
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None

@@ -1,0 +1,92 @@
+"""Benchmark 1: a stream of 1-second tasks interleaved with instant tasks.
+
+kit:     celeryconfig as shipped; 1-second tasks routed to ``long``, instant ones to ``high``; one
+         worker per queue (prefetch 1 from PREFETCH_BY_QUEUE, late acks), the processes split
+         between them.
+default: Celery's defaults; one queue, one worker with all the processes, prefetch 4, early ack.
+
+Both get the same arrival schedule (Poisson, seeded per rate and repetition). The wait of a task
+is the time from ``send_task`` to the moment a worker process starts running it.
+"""
+from __future__ import annotations
+
+import random
+import time
+
+from .harness import pct, wait_until
+from .tasks import WAIT_INSTANT, WAIT_LONG
+
+
+def schedule(rate_long: float, rate_instant: float, duration: float, seed: int):
+    rng = random.Random(seed)
+    events = []
+    for kind, rate in (("long", rate_long), ("instant", rate_instant)):
+        t = rng.expovariate(rate)
+        while t < duration:
+            events.append((t, kind))
+            t += rng.expovariate(rate)
+    return sorted(events)
+
+
+def start_layout(s, side: str, processes: int, long_processes: int):
+    if side == "kit":
+        workers = [s.start_worker("kit", "high", "high", processes - long_processes),
+                   s.start_worker("kit", "long", "long", long_processes)]
+        s.wait_ready("kit", ["high", "long"], workers=workers)
+    else:
+        workers = [s.start_worker("vanilla", "all", "celery", processes)]
+        s.wait_ready("vanilla", ["all"], workers=workers)
+    return workers
+
+
+def run_once(s, side: str, events, processes: int, long_processes: int, drain_timeout: float) -> dict:
+    s.redis.flushall()
+    workers = start_layout(s, side, processes, long_processes)
+    try:
+        app = s.client("kit" if side == "kit" else "vanilla")
+        r = s.db(2)
+        t0 = time.time()
+        n_long = n_instant = 0
+        for at, kind in events:
+            delay = t0 + at - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            if kind == "long":
+                app.send_task("bench.tasks.sleep1", args=(time.time(),))
+                n_long += 1
+            else:
+                app.send_task("bench.tasks.instant", args=(time.time(),))
+                n_instant += 1
+        sent_for = time.time() - t0
+        done = wait_until(lambda: r.llen(WAIT_INSTANT) >= n_instant and r.llen(WAIT_LONG) >= n_long,
+                          drain_timeout, 0.1)
+        instant = [float(x) for x in r.lrange(WAIT_INSTANT, 0, -1)]
+        long_ = [float(x) for x in r.lrange(WAIT_LONG, 0, -1)]
+    finally:
+        s.stop(workers)
+    return {
+        "side": side, "sent_for_s": round(sent_for, 3), "drained": done,
+        "instant_sent": n_instant, "instant_started": len(instant),
+        "long_sent": n_long, "long_started": len(long_),
+        "instant_wait_p50_s": pct(instant, 0.5), "instant_wait_p95_s": pct(instant, 0.95),
+        "instant_wait_max_s": max(instant) if instant else None,
+        "long_wait_p50_s": pct(long_, 0.5), "long_wait_p95_s": pct(long_, 0.95),
+        "long_wait_max_s": max(long_) if long_ else None,
+    }
+
+
+def run(s, *, rates_long, rate_instant, duration, reps, processes, long_processes, drain_timeout, log):
+    runs = []
+    for rep in range(reps):
+        for i, rate in enumerate(rates_long):
+            events = schedule(rate, rate_instant, duration, seed=1000 * rep + i)
+            # kit, default, default, kit, ...: both sides see the same noise on average.
+            sides = ("kit", "default") if (rep + i) % 2 == 0 else ("default", "kit")
+            for side in sides:
+                res = run_once(s, side, events, processes, long_processes, drain_timeout)
+                res.update(rep=rep, rate_long_per_s=rate)
+                runs.append(res)
+                log(f"  mixed rep={rep} rate={rate}/s {side:7s} instant p50={res['instant_wait_p50_s']:.4f}s "
+                    f"p95={res['instant_wait_p95_s']:.4f}s max={res['instant_wait_max_s']:.4f}s "
+                    f"long p95={res['long_wait_p95_s'] or 0:.2f}s drained={res['drained']}")
+    return runs

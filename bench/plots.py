@@ -1,0 +1,66 @@
+"""PNG plots of the three benchmarks (matplotlib, no display)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+COLORS = {"kit": "tab:green", "default": "tab:red"}
+
+
+def mixed(summary: dict, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for side in ("kit", "default"):
+        rows = summary["by_rate"]
+        rates = [r["rate_long_per_s"] for r in rows]
+        for key, style in (("instant_wait_p95_s", "-o"), ("instant_wait_p50_s", "--.")):
+            vals = [max(r[side][key] or 1e-4, 1e-4) for r in rows]
+            ax.plot(rates, vals, style, color=COLORS[side], label=f"{side} {key.split('_')[2]}")
+    ax.set_yscale("log")
+    ax.set_xlabel("arrival rate of 1-second tasks (per s); instant tasks at "
+                  f"{summary['rate_instant_per_s']}/s")
+    ax.set_ylabel("wait of instant tasks (s, log)")
+    ax.set_title(f"Mixed load, {summary['processes']} worker processes in total")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def throughput(summary: dict, path: Path) -> None:
+    names = list(summary)
+    vals = [summary[n]["tasks_per_s"] or 0 for n in names]
+    colors = [{"kit": "tab:green", "default": "tab:red", "grid": "tab:blue", "attribution": "tab:olive"}
+              [summary[n]["group"]] for n in names]
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(names) + 1.5))
+    ax.barh(names, vals, color=colors)
+    for i, v in enumerate(vals):
+        ax.text(v, i, f" {v:.0f}", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("tasks/s (median, end to end)")
+    ax.set_title("Short-task throughput (green: kit, red: Celery defaults, blue: grid, olive: kit variants)",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def memory(result: dict, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, color in (("kit", "tab:green"), ("no-limits", "tab:red")):
+        xs = [smp[name]["done"] for smp in result["samples"]]
+        ys = [smp[name]["rss_kib"] / 1024 for smp in result["samples"]]
+        ax.plot(xs, ys, color=color, label=f"{name}: {result['sides'][name]['what']}")
+    ax.set_xlabel("tasks done")
+    ax.set_ylabel("worker RSS, main + children (MiB)")
+    ax.set_title(f"Worker memory, {result['leak_bytes_per_task']} B kept per task, "
+                 f"{result['concurrency']} processes")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,136 @@
+"""Benchmark 2: short-task throughput, end to end (publisher and worker share the machine).
+
+Every configuration gets the same work: N no-op tasks published as fast as one producer can,
+counted done when the last one has run. ``tasks_per_s`` = N / (last done - first publish).
+Redis commands per task come from ``INFO commandstats`` deltas over the measured window (the
+bench's own completion counter and polling are subtracted).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from .harness import median, wait_until
+from .tasks import DONE
+
+
+@dataclass
+class Config:
+    name: str
+    kind: str                      # "kit" (celeryconfig) or "vanilla" (Celery defaults)
+    group: str                     # kit | default | grid | attribution
+    what: str
+    queues: str = "default"
+    task: str = "bench.tasks.noop"
+    concurrency: int = 2
+    pool: str = "prefork"
+    extra: tuple = ()
+    conf: dict = field(default_factory=dict)
+
+
+NO_CHATTER = ("--without-gossip", "--without-mingle", "--without-heartbeat")
+
+
+def configs(attribution: bool = True) -> list[Config]:
+    out = [
+        Config("kit", "kit", "kit", "kit defaults: default queue, prefetch 4, late acks, events, "
+               "result_extended, track_started, max-tasks-per-child", queues="default"),
+        Config("celery-defaults", "vanilla", "default", "Celery defaults (prefork 2, prefetch 4, early ack)",
+               queues="celery"),
+        Config("prefetch-16", "vanilla", "grid", "defaults + prefetch multiplier 16", queues="celery",
+               conf={"worker_prefetch_multiplier": 16}),
+        Config("threads", "vanilla", "grid", "defaults + threads pool (2 threads)", queues="celery",
+               pool="threads"),
+        Config("solo", "vanilla", "grid", "defaults + solo pool (1 process)", queues="celery",
+               pool="solo", concurrency=1),
+        Config("ignore-result", "vanilla", "grid", "defaults + task_ignore_result", queues="celery",
+               conf={"task_ignore_result": True}),
+        Config("no-gossip-mingle-heartbeat", "vanilla", "grid",
+               "defaults + --without-gossip --without-mingle --without-heartbeat", queues="celery",
+               extra=NO_CHATTER),
+        Config("tuned", "vanilla", "grid", "defaults + prefetch 16 + ignore_result + no gossip/mingle/heartbeat",
+               queues="celery", extra=NO_CHATTER,
+               conf={"worker_prefetch_multiplier": 16, "task_ignore_result": True}),
+    ]
+    if attribution:
+        out += [
+            Config("kit-bulk-queue", "kit", "attribution",
+                   "kit as shipped, bulk task (ignore_result) on the low queue, prefetch 16",
+                   queues="low", task="bench.tasks.bulk_noop"),
+            Config("kit-no-track-started", "kit", "attribution", "kit + task_track_started=False",
+                   conf={"task_track_started": False}),
+            Config("kit-no-result-extended", "kit", "attribution", "kit + result_extended=False",
+                   conf={"result_extended": False}),
+            Config("kit-no-events", "kit", "attribution",
+                   "kit + worker_send_task_events=False, task_send_sent_event=False (Flower goes blind)",
+                   conf={"worker_send_task_events": False, "task_send_sent_event": False}),
+            Config("kit-early-ack", "kit", "attribution", "kit + task_acks_late=False (loses tasks on crash)",
+                   conf={"task_acks_late": False}),
+        ]
+    return out
+
+
+def run_once(s, cfg: Config, n: int, timeout: float) -> dict:
+    s.redis.flushall()
+    worker = s.start_worker(cfg.kind, "tp", cfg.queues, cfg.concurrency, conf=cfg.conf, pool=cfg.pool,
+                            extra=cfg.extra)
+    try:
+        s.wait_ready(cfg.kind, ["tp"], workers=[worker])
+        app = s.client(cfg.kind, conf=cfg.conf)
+        r = s.db(2)
+        polls = 0
+
+        def done():
+            nonlocal polls
+            polls += 1
+            return int(r.get(DONE) or 0) >= n
+
+        time.sleep(0.3)
+        before = s.commandstats()
+        t0 = time.perf_counter()
+        with app.producer_or_acquire() as producer:
+            for _ in range(n):
+                app.send_task(cfg.task, producer=producer)
+        t_pub = time.perf_counter()
+        finished = wait_until(done, timeout, 0.02)
+        t1 = time.perf_counter()
+        after = s.commandstats()
+    finally:
+        s.stop([worker])
+    delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    delta["incr"] = delta.get("incr", 0) - n
+    delta["get"] = delta.get("get", 0) - polls
+    delta = {k: v for k, v in delta.items() if v > 0 and k not in ("info",)}
+    total = sum(delta.values())
+    return {"config": cfg.name, "finished": finished, "tasks": n,
+            "tasks_per_s": n / (t1 - t0) if finished else None,
+            "publish_s": t_pub - t0, "total_s": t1 - t0,
+            "redis_commands_per_task": total / n,
+            "redis_commands": dict(sorted(delta.items(), key=lambda kv: -kv[1]))}
+
+
+def run(s, *, n, reps, timeout, attribution, log):
+    cfgs = configs(attribution)
+    runs = []
+    for rep in range(reps):
+        order = cfgs if rep % 2 == 0 else list(reversed(cfgs))  # interleaved, alternating order
+        for cfg in order:
+            if cfg.group == "attribution" and rep >= max(2, reps - 1) and reps > 2:
+                continue  # attribution points: fewer repetitions to bound the run time
+            res = run_once(s, cfg, n, timeout)
+            res["rep"] = rep
+            runs.append(res)
+            tps = res["tasks_per_s"]
+            log(f"  throughput rep={rep} {cfg.name:28s} {tps or 0:7.0f} tasks/s "
+                f"{res['redis_commands_per_task']:.1f} redis cmds/task")
+    summary = {}
+    for cfg in cfgs:
+        mine = [r for r in runs if r["config"] == cfg.name]
+        summary[cfg.name] = {
+            "group": cfg.group, "what": cfg.what, "reps": len(mine),
+            "tasks_per_s": median([r["tasks_per_s"] for r in mine]),
+            "tasks_per_s_all": [r["tasks_per_s"] for r in mine],
+            "redis_commands_per_task": median([r["redis_commands_per_task"] for r in mine]),
+            "redis_commands_example": mine[0]["redis_commands"] if mine else {},
+        }
+    return cfgs, runs, summary
