@@ -173,3 +173,18 @@ def test_fetch_reads_a_url_over_http(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("queues, expected_multiplier", [("low", 16), ("high,low", 1)])
+def test_worker_prefetch_follows_the_queue_class(celery_app, log_dir, queues, expected_multiplier):
+    """A real worker reserves multiplier x concurrency messages; the multiplier comes from its queues."""
+    from support import procs
+    name = f"prefetch-{queues.replace(',', '-')}"
+    worker = procs.start_worker(log_dir, name, queues, concurrency=1)
+    try:
+        procs.wait_for_workers(celery_app, [name])
+        stats = celery_app.control.inspect(destination=_workers(celery_app, name), timeout=5).stats()
+        (node_stats,) = stats.values()
+        assert node_stats["prefetch_count"] == expected_multiplier
+    finally:
+        worker.stop()
