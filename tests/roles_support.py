@@ -1,0 +1,22 @@
+"""Helpers for the role tests: where things are, and how to run Ansible from the repo venv."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ANSIBLE_DIR = REPO / "ansible"
+ROLES_DIR = ANSIBLE_DIR / "roles"
+ROLES = sorted(p.name for p in ROLES_DIR.iterdir() if (p / "tasks" / "main.yml").exists())
+
+
+def ansible_playbook(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ansible-playbook from this interpreter's venv, with the kit's ansible.cfg."""
+    exe = Path(sys.executable).parent / "ansible-playbook"
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE_DIR / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_FORCE_COLOR="0", ANSIBLE_DEPRECATION_WARNINGS="0",
+               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+    return subprocess.run([str(exe), *args], cwd=ANSIBLE_DIR, env=env, capture_output=True,
+                          text=True, timeout=timeout)

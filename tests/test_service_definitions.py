@@ -1,0 +1,132 @@
+"""The shipped unit files and configs: generated from the role templates, hardened, no secrets on argv.
+
+Fast (no VM): renders the role templates with their defaults and compares with systemd/ and
+deploy/, and scores every shipped unit with `systemd-analyze security --offline=true`.
+"""
+from __future__ import annotations
+
+import filecmp
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from roles_support import REPO, ansible_playbook
+
+SHIPPED_DIRS = ("systemd", "deploy")
+MAX_EXPOSURE = 1.5
+UNITS = sorted((REPO / "systemd").glob("*.service"))
+
+
+def _tree(root: Path) -> dict[str, Path]:
+    return {str(p.relative_to(root)): p for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("render")
+    result = ansible_playbook("render-defaults.yml", "-e", f"render_root={out}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out
+
+
+@pytest.mark.parametrize("subdir", SHIPPED_DIRS)
+def test_shipped_files_are_exactly_what_the_roles_render(rendered, subdir):
+    """No hand-kept copies: regenerate with `ansible-playbook ansible/render-defaults.yml`."""
+    want, have = _tree(rendered / subdir), _tree(REPO / subdir)
+    assert sorted(have) == sorted(want), f"{subdir}/ lists other files than the roles render"
+    drifted = [name for name in want if not filecmp.cmp(want[name], have[name], shallow=False)]
+    assert not drifted, f"{subdir}/ differs from the role templates: {drifted}; rerun render-defaults.yml"
+
+
+def test_every_role_template_is_shipped(rendered):
+    """A new template must be added to render-defaults.yml, or it escapes the drift test."""
+    templates = {p.name.removesuffix(".j2") for p in (REPO / "ansible" / "roles").rglob("templates/**/*.j2")}
+    shipped = {p.name for d in SHIPPED_DIRS for p in (REPO / d).rglob("*") if p.is_file()}
+    # Per-instance files are shipped under the example instance's name.
+    shipped |= {"celery-worker.conf", "worker.env"}
+    assert templates <= shipped, f"templates not rendered into systemd/ or deploy/: {templates - shipped}"
+
+
+def _exposure(unit: Path) -> float:
+    out = subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit)],
+                         capture_output=True, text=True, check=True).stdout
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", out)
+    assert match, out
+    return float(match.group(1))
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze (systemd >= 252)")
+@pytest.mark.parametrize("unit", UNITS, ids=[u.name for u in UNITS])
+def test_unit_exposure_is_at_most_1_5(unit):
+    assert _exposure(unit) <= MAX_EXPOSURE
+
+
+def test_the_score_check_can_fail(tmp_path):
+    """Guard against a parser that always passes: Celery's own example unit scores far above."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("needs systemd-analyze")
+    bare = tmp_path / "bare.service"
+    bare.write_text("[Service]\nExecStart=/bin/true\n")
+    assert _exposure(bare) > MAX_EXPOSURE
+
+
+def test_units_exist():
+    assert {u.name for u in UNITS} == {"celery-worker@.service", "celery-beat.service",
+                                       "celery-flower.service", "celery-supervisor.service"}
+
+
+SECRET_VARS = ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "FLOWER_BASIC_AUTH", "APP_REDIS_URL")
+
+
+def _command_lines():
+    for path in [*(REPO / "systemd").rglob("*"), *(REPO / "deploy").rglob("*.conf")]:
+        if path.is_file():
+            for line in path.read_text().splitlines():
+                if line.startswith(("ExecStart=", "ExecStop=", "ExecReload=", "command=")):
+                    yield path.name, line
+
+
+def test_no_secret_reaches_a_command_line():
+    """Secrets travel in 0640 environment files; what is on argv shows in `ps` for every user."""
+    lines = list(_command_lines())
+    assert len(lines) >= 7
+    for name, line in lines:
+        for var in SECRET_VARS:
+            assert var not in line, f"{name}: {line}"
+        assert "CHANGE-ME" not in line and "--basic-auth" not in line and "--broker" not in line, f"{name}: {line}"
+
+
+def test_secret_holding_files_say_so_and_shipped_placeholders_are_obvious():
+    common = (REPO / "deploy/etc/celery/common.env").read_text()
+    assert "CELERY_BROKER_URL='redis://:CHANGE-ME" in common
+    assert "FLOWER_BASIC_AUTH='admin:CHANGE-ME" in (REPO / "deploy/etc/celery/flower.env").read_text()
+
+
+def _unit(name: str) -> str:
+    return (REPO / "systemd" / name).read_text()
+
+
+def test_worker_stop_is_designed():
+    """SIGTERM to the main process only, through celery-kit-exec's warm-then-cold stop."""
+    unit = _unit("celery-worker@.service")
+    assert "KillMode=mixed" in unit and "KillSignal=SIGTERM" in unit
+    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    assert "celery-kit-exec --stop-timeout ${CELERY_WORKER_STOP_TIMEOUT} --" in exec_start
+    assert "--queues=${CELERY_WORKER_QUEUES}" in exec_start
+    dropin = (REPO / "systemd/celery-worker@default.service.d/10-stop-timeout.conf").read_text()
+    env = (REPO / "deploy/etc/celery/worker-default.env").read_text()
+    stop = int(re.search(r"CELERY_WORKER_STOP_TIMEOUT='(\d+)'", env).group(1))
+    total = int(re.search(r"TimeoutStopSec=(\d+)", dropin).group(1))
+    assert total > stop, "systemd must wait longer than the warm shutdown, or the cold one never runs"
+    program = (REPO / "deploy/etc/celery/supervisor/conf.d/celery-worker-default.conf").read_text()
+    assert "stopsignal=TERM" in program and "stopasgroup=false" in program and "killasgroup=true" in program
+    assert f"stopwaitsecs={total}" in program and f"--stop-timeout {stop} " in program
+
+
+def test_beat_keeps_its_schedule_in_a_state_directory():
+    unit = _unit("celery-beat.service")
+    assert "StateDirectory=celery-beat" in unit
+    assert "--schedule=${STATE_DIRECTORY}/celerybeat-schedule" in unit
