@@ -18,17 +18,17 @@ from .harness import median
 PROFILES = {
     "full": {
         "redis_benchmark_requests": 100_000,
-        "mixed": dict(rates_long=[1.5, 2.5, 3.5], rate_instant=10.0, duration=12.0, reps=3,
+        "mixed": dict(rates_long=[1.5, 2.5, 3.5], rate_instant=10.0, duration=10.0, reps=3,
                       processes=4, long_processes=3, drain_timeout=40.0),
-        "throughput": dict(n=2000, reps=3, timeout=90.0, attribution=True),
-        "memory": dict(n=100_000, concurrency=2, chunk=500, backlog=3000, timeout=480.0),
+        "throughput": dict(n=1000, reps=3, timeout=90.0, attribution=True),
+        "memory": dict(n=100_000, concurrency=2, chunk=500, backlog=3000, time_cap=240.0),
     },
     "smoke": {
         "redis_benchmark_requests": 2000,
         "mixed": dict(rates_long=[3.0], rate_instant=10.0, duration=1.5, reps=1,
                       processes=2, long_processes=1, drain_timeout=15.0),
         "throughput": dict(n=50, reps=1, timeout=30.0, attribution=False),
-        "memory": dict(n=300, concurrency=2, chunk=100, backlog=200, timeout=30.0),
+        "memory": dict(n=300, concurrency=2, chunk=100, backlog=200, time_cap=30.0),
     },
 }
 SMOKE_THROUGHPUT = {"kit", "celery-defaults", "tuned"}
@@ -124,7 +124,7 @@ def results_table(summary: dict) -> str:
     mem = summary.get("memory")
     if mem:
         lines += [f"### Worker memory ({mem['tasks']} tasks keeping {mem['leak_bytes_per_task']} B each, "
-                  f"{mem['concurrency']} processes)", "",
+                  f"{mem['concurrency']} processes; tasks done: {mem['tasks_done']})", "",
                   "| worker | idle RSS (MiB) | after (MiB) | peak (MiB) |", "|---|---|---|---|"]
         for name, side in mem["sides"].items():
             lines.append(f"| {name}: {side['what']} | {side['idle_rss_mib']:.1f} | {side['after_rss_mib']:.1f} | "
@@ -235,7 +235,7 @@ def _print_ratios(summary) -> None:
     mem = summary.get("memory")
     if mem:
         for name, side in mem["sides"].items():
-            log(f"memory {name:9s} idle {side['idle_rss_mib']:.1f} MiB -> after {mem['tasks']} tasks "
+            log(f"memory {name:9s} idle {side['idle_rss_mib']:.1f} MiB -> after {mem['tasks_done'][name]} tasks "
                 f"{side['after_rss_mib']:.1f} MiB (peak {side['peak_rss_mib'] or 0:.1f} MiB)")
 
 
