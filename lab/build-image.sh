@@ -125,6 +125,10 @@ in_root systemctl mask "${masked_units[@]}" >/dev/null 2>&1
 
 in_root apt-get clean
 rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/*.log "$rootfs"/var/cache/debconf/*-old
+# No package lists ship in the image, so nothing may claim they are fresh:
+# Ansible's `apt: cache_valid_time` judges freshness by these timestamps.
+rm -f "$rootfs/var/lib/apt/periodic/update-success-stamp"
+touch -d @0 "$rootfs/var/lib/apt/lists"
 cleanup
 
 kernels=("$rootfs"/boot/vmlinuz-*)
@@ -140,5 +144,9 @@ mkdir -p "$out"
 mv "$work/vmlinuz" "$work/initrd.img" "$work/debootstrap.log" "$out/"
 mv "$work/base.qcow2" "$out/base.qcow2"   # last: its presence marks the image complete
 rmdir "$work"
+# Older recipes of this release are dead weight (a running VM keeps its open backing file).
+for old in "$images/$LAB_RELEASE"-*; do
+  [[ "$old" == "$out" || "$old" == *.work ]] || rm -rf "$old"
+done
 echo "lab-image: built $out in $(( $(date +%s) - start ))s" >&2
 echo "$out"

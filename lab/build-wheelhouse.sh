@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the offline wheelhouse targets install the app from:
 #   build/wheelhouse/      wheels for requirements/app.txt, the app's own wheel, pip,
-#                          and requirements.txt (a copy of requirements/app.txt)
+#                          and requirements.txt (requirements/app.txt plus pins for
+#                          what environment markers add on the target's Python)
 #   build/wheelhouse.tar   the same, as one file for copying to hosts
 #
 # Wheels are chosen for the TARGET's interpreter (Debian 12: CPython 3.11.2 on
@@ -32,15 +33,36 @@ rm -rf "$work"
 mkdir -p "$work"
 
 pip_version=$("$python" -m pip --version | awk '{print $2}')
+download() {
+  "$python" -m pip download --quiet --dest "$work" --only-binary=:all: \
+    --python-version "$TARGET_PYTHON_VERSION" --implementation cp --abi "$abi" --abi abi3 --abi none \
+    "${platforms[@]}" "$@" 2> >(grep -v "^WARNING: Location 'file:" >&2)
+}
 echo "wheelhouse: wheels for CPython $TARGET_PYTHON_VERSION ($abi, manylinux up to glibc 2.$TARGET_GLIBC_MINOR)" >&2
-"$python" -m pip download --quiet --dest "$work" --only-binary=:all: \
-  --python-version "$TARGET_PYTHON_VERSION" --implementation cp --abi "$abi" --abi abi3 --abi none \
-  "${platforms[@]}" \
-  --requirement requirements/app.txt "pip==$pip_version"
+download --requirement requirements/app.txt "pip==$pip_version"
 
 echo "wheelhouse: building the app's own wheel from pyproject.toml" >&2
 "$python" -m pip wheel --quiet --no-deps --wheel-dir "$work" "$repo"
-cp requirements/app.txt "$work/requirements.txt"
+
+# pip evaluated environment markers for the controller's Python; add what the
+# target's Python needs on top (see lab/wheelhouse_closure.py).
+added=()
+for _ in 1 2 3 4 5; do
+  mapfile -t lacking < <("$python" lab/wheelhouse_closure.py "$work" "$TARGET_PYTHON_VERSION" \
+    requirements/app.txt celery-kit-sample)
+  ((${#lacking[@]})) || break
+  echo "wheelhouse: needed on Python $TARGET_PYTHON_VERSION only: ${lacking[*]}" >&2
+  download "${lacking[@]}"
+  added+=("${lacking[@]}")
+done
+
+{
+  sed -e '$a\' requirements/app.txt   # (adds a final newline if missing)
+  if ((${#added[@]})); then
+    echo "# Added by lab/build-wheelhouse.sh: required by environment markers on Python $TARGET_PYTHON_VERSION"
+    "$python" lab/wheelhouse_closure.py --pin "$work" "${added[@]}"
+  fi
+} >"$work/requirements.txt"
 
 rm -rf "$out"
 mv "$work" "$out"

@@ -12,7 +12,7 @@ LAB_APT_PACKAGES := qemu-system-x86 qemu-utils debootstrap e2fsprogs openssh-cli
 LAB_APT_STAMP := .cache/lab/apt.stamp
 LAB_INVENTORY := .cache/lab/run/$(LAB_NAME)/inventory.yml
 WHEELHOUSE := build/wheelhouse.tar
-WHEELHOUSE_INPUTS := requirements/app.txt pyproject.toml lab/build-wheelhouse.sh \
+WHEELHOUSE_INPUTS := requirements/app.txt pyproject.toml lab/build-wheelhouse.sh lab/wheelhouse_closure.py \
 	$(shell find app celeryconfig -name '*.py' 2>/dev/null)
 
 .PHONY: lab lab-down lab-status lab-image wheelhouse test-vm lab-apt

@@ -36,7 +36,7 @@ def command(machine: Machine, run: Path, image_dir: Path, accel_name: str, tap: 
     hostfwd = "".join(f",hostfwd=tcp:127.0.0.1:{h}-:{g}" for h, g in forwards.items())
     return [
         "qemu-system-x86_64",
-        "-name", f"lab-{machine.name},process=lab-{machine.name}",
+        "-name", f"{machine.name},process=lab-{machine.name}",
         "-machine", "q35", *accel.qemu_args(accel_name),
         "-smp", str(machine.cpus), "-m", str(machine.memory_mb),
         "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",

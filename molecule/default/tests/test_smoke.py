@@ -22,16 +22,17 @@ def test_redis_enabled_running_and_bound_to_private_and_loopback_only(host):
     address = labtest.private_address(host)
     assert host.socket(f"tcp://{address}:6379").is_listening
     assert host.socket("tcp://127.0.0.1:6379").is_listening
+    assert not host.socket("tcp://10.0.2.15:6379").is_listening
     assert not host.socket("tcp://0.0.0.0:6379").is_listening
 
 
-def test_worker_gets_pong_from_broker_over_private_segment(host):
+def test_worker_reaches_broker_redis_over_private_segment_and_auth_is_enforced(host):
     if not _is(host, "celery_workers"):
         pytest.skip("workers only")
     broker = labtest.address_of(host, "broker")
     route = host.check_output(f"ip -o route get {broker}")
     assert f"src {labtest.private_address(host)}" in route, route
-    assert labtest.tcp_roundtrip(host, broker, 6379, "PING") == "+PONG"
+    assert labtest.tcp_roundtrip(host, broker, 6379, "PING").startswith("-NOAUTH")
 
 
 def test_app_installed_offline_from_wheelhouse(host):
