@@ -1,0 +1,304 @@
+"""The deployed Celery stack, as a user sees it: services up, reachable only where intended,
+secrets kept out of argv, tasks round-tripping, beat once per interval, Flower behind a
+password, workers surviving a restart without losing a running task, and a reboot.
+
+Runs against the Molecule inventory of the default scenario (systemd) and, through the
+supervisor scenario's own test module, the same checks with supervisor programs.
+"""
+
+import json
+import shlex
+import time
+import uuid
+
+import labtest
+import pytest
+
+APP_ENV = "/etc/celery/common.env"
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+def hv(host) -> dict:
+    return labtest.hostvars(host)
+
+
+def groups(host) -> list:
+    return hv(host).get("group_names", [])
+
+
+def manager(host) -> str:
+    return hv(host).get("celery_common_service_manager", "systemd")
+
+
+def only(host, group):
+    if group not in groups(host):
+        pytest.skip(f"{host.backend.hostname} is not in {group}")
+
+
+def celery_python(host, code: str, timeout: int = 120) -> str:
+    """Run Python with the deployed app and the host's Celery environment, as the service user."""
+    inner = f"set -a; . {APP_ENV}; set +a; cd /opt/celery/current && exec venv/bin/python -c {shlex.quote(code)}"
+    cmd = host.run(f"sudo -u celery timeout {timeout} sh -c {shlex.quote(inner)}")
+    assert cmd.rc == 0, cmd.stdout + cmd.stderr
+    return cmd.stdout.strip()
+
+
+def redis_cli(host, *args: str) -> str:
+    password = hv(host)["celery_redis_password"]
+    cmd = host.run("REDISCLI_AUTH=%s redis-cli --no-auth-warning -n 2 " + " ".join(["%s"] * len(args)), password, *args)
+    assert cmd.rc == 0, cmd.stderr
+    return cmd.stdout.strip()
+
+
+def worker_nodes(host) -> set:
+    """Node names every worker host of the inventory declares (name@hostname)."""
+    nodes = set()
+    runner = host.backend.ansible_runner
+    for name in runner.get_hosts("celery_workers"):
+        for inst in runner.get_variables(name).get("celery_worker_instances", []):
+            nodes.add(f"{inst['name']}@{name}")
+    return nodes
+
+
+def service_active(host, name: str) -> bool:
+    if manager(host) == "supervisor":
+        prog = name.replace(".service", "").replace("@", "-")
+        out = host.run("sudo supervisorctl -c /etc/celery/supervisor/supervisord.conf status %s", prog).stdout
+        return " RUNNING " in out
+    return host.service(name).is_running and host.service(name).is_enabled
+
+
+# --------------------------------------------------------------------------------------------
+# Redis
+# --------------------------------------------------------------------------------------------
+@labtest.unit("redis-server")
+def test_redis_enabled_running_and_listening_only_on_loopback_and_private(host):
+    only(host, "redis")
+    assert host.service("redis-server").is_enabled and host.service("redis-server").is_running
+    listening = {str(s) for s in host.socket.get_listening_sockets() if s.endswith(":6379")}
+    assert listening == {"tcp://127.0.0.1:6379", f"tcp://{labtest.private_address(host)}:6379"}
+
+
+def test_redis_demands_the_password_and_keeps_queues_safe(host):
+    only(host, "redis")
+    unauthenticated = host.run("redis-cli -h 127.0.0.1 ping")
+    assert "NOAUTH" in unauthenticated.stdout + unauthenticated.stderr
+    assert redis_cli(host, "config", "get", "appendonly").split() == ["appendonly", "yes"]
+    assert redis_cli(host, "config", "get", "maxmemory-policy").split() == ["maxmemory-policy", "noeviction"]
+    assert redis_cli(host, "config", "get", "protected-mode").split() == ["protected-mode", "yes"]
+    auth = host.file("/etc/redis/celery-auth.conf")
+    assert (auth.user, auth.group, auth.mode) == ("root", "redis", 0o640)
+
+
+# --------------------------------------------------------------------------------------------
+# Celery hosts: files, services
+# --------------------------------------------------------------------------------------------
+def _celery_host(host):
+    if not {"celery_workers", "celery_beat", "flower"} & set(groups(host)):
+        pytest.skip("not a Celery host")
+
+
+def test_secret_files_are_root_owned_and_group_readable_only(host):
+    _celery_host(host)
+    conf = host.file("/etc/celery")
+    assert (conf.user, conf.group, conf.mode) == ("root", "celery", 0o750)
+    names = host.run("sudo find /etc/celery -maxdepth 1 -name '*.env' -printf '%f\\n'").stdout.split()
+    assert "common.env" in names
+    for name in names:
+        f = host.file(f"/etc/celery/{name}")
+        assert (f.user, f.group, f.mode) == ("root", "celery", 0o640), name
+
+
+def test_service_user_cannot_log_in_and_code_is_read_only_for_it(host):
+    _celery_host(host)
+    user = host.user("celery")
+    assert user.shell == "/usr/sbin/nologin"
+    current = host.file("/opt/celery/current")
+    assert current.is_symlink and current.linked_to.startswith("/opt/celery/releases/")
+    assert host.run("sudo -u celery test -w /opt/celery/current/venv/bin").rc != 0
+
+
+def test_workers_running_as_declared(host):
+    only(host, "celery_workers")
+    instances = hv(host)["celery_worker_instances"]
+    assert instances
+    for inst in instances:
+        assert service_active(host, f"celery-worker@{inst['name']}.service"), inst["name"]
+    if manager(host) == "systemd":
+        assert host.service("celery-workers.target").is_enabled
+
+
+def test_beat_runs_exactly_on_the_beat_host(host):
+    here = "celery_beat" in groups(host)
+    if manager(host) == "systemd":
+        unit = host.file("/etc/systemd/system/celery-beat.service")
+        assert unit.exists == here
+        if here:
+            assert service_active(host, "celery-beat.service")
+    elif here:
+        assert service_active(host, "celery-beat.service")
+
+
+def test_no_secret_in_any_process_argv(host):
+    secrets = [hv(host)["celery_redis_password"], hv(host)["celery_flower_basic_auth_password"]]
+    argv = host.run("sudo sh -c 'for f in /proc/[0-9]*/cmdline; do tr \"\\0\" \" \" < $f; echo; done'").stdout
+    assert "celery" in argv or "redis" in argv  # the scan sees the services at all
+    for secret in secrets:
+        assert secret not in argv
+
+
+# --------------------------------------------------------------------------------------------
+# Flower
+# --------------------------------------------------------------------------------------------
+def _flower(host, path: str, auth: bool) -> tuple[int, str]:
+    address = labtest.private_address(host)
+    creds = f"-u admin:{hv(host)['celery_flower_basic_auth_password']}" if auth else ""
+    out = host.run(f"curl -s -m 10 {creds} -w '\\n%{{http_code}}' http://{address}:5555{path}").stdout
+    body, _, code = out.rpartition("\n")
+    return int(code), body
+
+
+@labtest.unit("celery-flower")
+def test_flower_listens_on_the_private_address_only(host):
+    only(host, "flower")
+    listening = {str(s) for s in host.socket.get_listening_sockets() if s.endswith(":5555")}
+    assert listening == {f"tcp://{labtest.private_address(host)}:5555"}
+
+
+@labtest.unit("celery-flower")
+def test_flower_requires_the_password(host):
+    only(host, "flower")
+    assert _flower(host, "/", auth=False)[0] == 401
+    assert _flower(host, "/api/workers", auth=False)[0] == 401
+    assert _flower(host, "/", auth=True)[0] == 200
+
+
+@labtest.unit("celery-flower")
+def test_flower_lists_every_worker_and_metrics_report_them_online(host):
+    only(host, "flower")
+    expected = worker_nodes(host)
+    deadline = time.time() + 90
+    while True:
+        code, body = _flower(host, "/api/workers?refresh=1", auth=True)
+        seen = set(json.loads(body)) if code == 200 else set()
+        if expected <= seen or time.time() > deadline:
+            break
+        time.sleep(5)
+    assert expected <= seen
+    code, metrics = _flower(host, "/metrics", auth=False)
+    assert code == 200
+    for node in expected:
+        assert f'flower_worker_online{{worker="{node}"}} 1.0' in metrics
+
+
+# --------------------------------------------------------------------------------------------
+# Behaviour through the broker (driven from the beat/Flower host)
+# --------------------------------------------------------------------------------------------
+ROUNDTRIP = """
+import json, time
+from app.celery import app
+calls = {
+    "default": ("app.tasks.math.add", [2, 3], {}),
+    "high": ("app.tasks.urgent.ping", [], {"sent_at": time.time()}),
+    "long": ("app.tasks.long.sleep", [0.1], {"tag": "roundtrip"}),
+    "low": ("app.tasks.bulk.notify", ["molecule"], {"message": "hi"}),
+}
+out = {}
+for queue, (name, args, kwargs) in calls.items():
+    r = app.send_task(name, args=args, kwargs=kwargs, queue=queue)
+    out[queue] = r.get(timeout=90)
+print(json.dumps(out))
+"""
+
+
+def test_a_task_round_trips_on_every_queue(host):
+    only(host, "celery_beat")
+    results = json.loads(celery_python(host, ROUNDTRIP))
+    assert results["default"] == 5
+    assert results["high"]["waited"] >= 0
+    assert results["long"] == "roundtrip"
+    assert results["low"] == {"user": "molecule", "message": "hi"}
+
+
+BEAT_TRACE = """
+import json
+from app.state import redis_client
+print(json.dumps([float(x) for x in redis_client().lrange("kit:beat:trace", 0, -1)]))
+"""
+
+
+def test_beat_runs_its_task_once_per_interval(host):
+    only(host, "celery_beat")
+    interval = float(hv(host)["celery_beat_environment"]["CELERY_BEAT_TRACE_INTERVAL"])
+    deadline = time.time() + 4 * interval + 30
+    while True:
+        stamps = json.loads(celery_python(host, BEAT_TRACE))
+        if len(stamps) >= 4 or time.time() > deadline:
+            break
+        time.sleep(5)
+    assert len(stamps) >= 4, stamps
+    recent = stamps[-4:]
+    gaps = [b - a for a, b in zip(recent, recent[1:])]
+    # never twice (a second beat would halve a gap), never skipped
+    assert all(0.5 * interval < g < 1.5 * interval for g in gaps), gaps
+
+
+GRACEFUL_SEND = """
+import json
+from app.celery import app
+r = app.send_task("app.tasks.long.sleep", kwargs={"seconds": 20, "tag": "%s"}, queue="long")
+print(r.id)
+"""
+
+GRACEFUL_WAIT = """
+from celery.result import AsyncResult
+from app.celery import app
+print(AsyncResult("%s", app=app).get(timeout=240))
+"""
+
+
+@labtest.unit("celery-worker@long")
+def test_a_running_long_task_survives_a_worker_restart(host):
+    """Restart the worker while the task runs: the task finishes (warm shutdown), exactly once."""
+    only(host, "celery_beat")
+    runner = host.backend.ansible_runner
+    long_host = next(n for n in runner.get_hosts("celery_workers")
+                     if any(i["name"] == "long" for i in runner.get_variables(n).get("celery_worker_instances", [])))
+    import testinfra
+    worker = testinfra.get_host(f"ansible://{long_host}", ansible_inventory=runner.inventory_file)
+    tag = f"graceful-{uuid.uuid4().hex[:8]}"
+    task_id = celery_python(host, GRACEFUL_SEND % tag)
+    time.sleep(5)  # received and started
+    if manager(worker) == "supervisor":
+        restart = worker.run("sudo supervisorctl -c /etc/celery/supervisor/supervisord.conf restart celery-worker-long")
+    else:
+        restart = worker.run("sudo systemctl restart celery-worker@long")
+    assert restart.rc == 0, restart.stderr
+    assert celery_python(host, GRACEFUL_WAIT % task_id, timeout=260) == tag
+    if manager(worker) == "systemd":
+        log = worker.run("sudo journalctl --no-pager -u celery-worker@long --since '-10min'").stdout
+    else:
+        log = worker.run("sudo cat /var/log/celery/celery-worker-long.log").stdout
+    assert "Warm shutdown" in log
+    assert log.count(f"{task_id}] succeeded") == 1
+
+
+# --------------------------------------------------------------------------------------------
+# Reboot: a worker VM comes back with everything it ran (last: it takes the longest)
+# --------------------------------------------------------------------------------------------
+def test_a_rebooted_worker_brings_back_its_instances(host):
+    only(host, "celery_workers")
+    if host.backend.hostname != sorted(host.backend.ansible_runner.get_hosts("celery_workers"))[-1]:
+        pytest.skip("reboot one worker VM only (TCG boots are slow)")
+    boot_before = host.check_output("cat /proc/sys/kernel/random/boot_id")
+    result = host.ansible("ansible.builtin.reboot", "reboot_timeout=600", become=True, check=False)
+    assert not result.get("failed"), result
+    assert host.check_output("cat /proc/sys/kernel/random/boot_id") != boot_before
+    deadline = time.time() + 120
+    names = [i["name"] for i in hv(host)["celery_worker_instances"]]
+    while not all(service_active(host, f"celery-worker@{n}.service") for n in names) and time.time() < deadline:
+        time.sleep(5)
+    for name in names:
+        assert service_active(host, f"celery-worker@{name}.service"), name
