@@ -266,8 +266,7 @@ def test_a_running_long_task_survives_a_worker_restart(host):
     runner = host.backend.ansible_runner
     long_host = next(n for n in runner.get_hosts("celery_workers")
                      if any(i["name"] == "long" for i in runner.get_variables(n).get("celery_worker_instances", [])))
-    import testinfra
-    worker = testinfra.get_host(f"ansible://{long_host}", ansible_inventory=runner.inventory_file)
+    worker = runner.get_host(long_host)
     tag = f"graceful-{uuid.uuid4().hex[:8]}"
     task_id = celery_python(host, GRACEFUL_SEND % tag)
     time.sleep(5)  # received and started
