@@ -18,9 +18,9 @@ from .harness import median
 PROFILES = {
     "full": {
         "redis_benchmark_requests": 100_000,
-        "mixed": dict(rates_long=[1.5, 2.5, 3.5], rate_instant=10.0, duration=10.0, reps=3,
+        "mixed": dict(rates_long=[2.0, 3.6, 6.0], rate_instant=10.0, duration=10.0, reps=3,
                       processes=4, long_processes=3, drain_timeout=40.0),
-        "throughput": dict(n=1000, reps=3, timeout=90.0, attribution=True),
+        "throughput": dict(n=500, reps=3, timeout=90.0, attribution=True),
         "memory": dict(n=100_000, concurrency=2, chunk=500, backlog=3000, time_cap=240.0),
     },
     "smoke": {
@@ -111,12 +111,12 @@ def results_table(summary: dict) -> str:
         v = t["verdict"]
         lines += ["### Short-task throughput (median tasks/s, end to end, 2 processes)", "",
                   "| configuration | tasks/s | × Celery defaults | Redis cmds/task | Redis ceiling (tasks/s) "
-                  "| fraction of ceiling | what |", "|---|---|---|---|---|---|---|"]
+                  "| fraction of ceiling | CPU ms/task (worker+producer+redis) | what |", "|---|---|---|---|---|---|---|---|"]
         for name, row in t["configs"].items():
             g = lambda x, p=2: "n/a" if x is None else f"{x:.{p}f}"  # noqa: E731
             lines.append(f"| {name} | {g(row['tasks_per_s'], 0)} | {g(row['over_celery_defaults'])} | "
                          f"{g(row['redis_commands_per_task'], 1)} | {g(row['redis_ceiling_tasks_per_s'], 0)} | "
-                         f"{g(row['fraction_of_redis_ceiling'])} | {row['what']} |")
+                         f"{g(row['fraction_of_redis_ceiling'])} | {_cpu(row)} | {row['what']} |")
         lines += ["", f"kit ÷ Celery defaults = {v['kit_over_defaults']:.2f} (target ≥ {TARGET_VS_DEFAULTS}: "
                   f"{'met' if v['target_vs_defaults_met'] else 'NOT met'}); kit ÷ best grid point "
                   f"({v['best_grid_point']}) = {v['kit_over_best']:.2f} (target ≥ {TARGET_VS_BEST}: "
@@ -133,11 +133,20 @@ def results_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _cpu(row) -> str:
+    cpu = row.get("cpu_ms_per_task")
+    if not cpu:
+        return "n/a"
+    return f"{sum(cpu.values()):.2f} ({cpu['worker']:.2f}+{cpu['producer']:.2f}+{cpu['redis']:.2f})"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny version (CI): seconds, no timing targets")
     parser.add_argument("--only", default="mixed,throughput,memory")
+    parser.add_argument("--memory-time-cap", type=float, default=None,
+                        help="seconds the memory benchmark may run (default 240; it stops at 100,000 tasks)")
     parser.add_argument("--results", type=Path, default=None,
                         help="output folder (default bench/results, or bench/results/tmp with --smoke)")
     args = parser.parse_args(argv)
@@ -155,7 +164,7 @@ def main(argv=None) -> int:
     def dump(name, data):
         (out_dir / f"{name}.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
 
-    with harness.session(out_dir / "logs" if not args.smoke else None) as s:
+    with harness.session(out_dir / "tmp" / "logs" if not args.smoke else None) as s:
         log(f"bench: redis-server on 127.0.0.1:{s.port}, logs in {s.log_dir}")
         ceiling = s.redis_benchmark(profile["redis_benchmark_requests"])
         summary["redis_benchmark"] = ceiling
@@ -166,7 +175,8 @@ def main(argv=None) -> int:
             log("== 1. mixed load")
             runs = mixed.run(s, log=log, **p)
             summary["mixed"] = summarize_mixed(runs, p)
-            dump("mixed", {"params": p, "summary": summary["mixed"], "runs": runs})
+            dump("mixed", {"started_utc": summary["started_utc"], "params": p, "summary": summary["mixed"],
+                           "runs": runs})
             plots.mixed(summary["mixed"], out_dir / "mixed_latency_vs_load.png")
 
         if "throughput" in only:
@@ -176,19 +186,33 @@ def main(argv=None) -> int:
                 _smoke_throughput(s, p)
             verdict = summarize_throughput(tsum, ceiling)
             summary["throughput"] = {"verdict": verdict, "configs": tsum}
-            dump("throughput", {"params": p, "redis_benchmark": ceiling, "verdict": verdict,
+            dump("throughput", {"started_utc": summary["started_utc"], "params": p, "redis_benchmark": ceiling,
+                                "verdict": verdict,
                                 "configs": tsum, "runs": runs})
             plots.throughput(tsum, out_dir / "throughput.png")
 
         if "memory" in only:
-            p = profile["memory"]
+            p = dict(profile["memory"])
+            if args.memory_time_cap:
+                p["time_cap"] = args.memory_time_cap
             log("== 3. memory")
             res = memory.run(s, log=log, **p)
             summary["memory"] = {k: v for k, v in res.items() if k != "samples"}
-            dump("memory", {"params": p, **res})
+            dump("memory", {"started_utc": summary["started_utc"], "params": p, **res})
             plots.memory(res, out_dir / "memory.png")
 
     summary["elapsed_s"] = round(time.time() - started, 1)
+    # A partial run (--only) keeps the other sections of the last recorded run, labelled as such.
+    for section in sorted({"mixed", "throughput", "memory"} - only):
+        path = out_dir / f"{section}.json"
+        if not path.exists():
+            continue
+        data = json.loads(path.read_text())
+        summary[section] = {"mixed": lambda d: d["summary"],
+                            "throughput": lambda d: {"verdict": d["verdict"], "configs": d["configs"]},
+                            "memory": lambda d: {k: v for k, v in d.items() if k not in ("samples", "params")},
+                            }[section](data)
+        summary.setdefault("sections_from_earlier_run", {})[section] = data.get("started_utc")
     dump("summary", summary)
     (out_dir / "RESULTS.md").write_text(results_table(summary) + "\n")
     _print_ratios(summary)
@@ -206,6 +230,7 @@ def _smoke_throughput(s, p):
     tsum = {c.name: {"group": c.group, "what": c.what, "reps": 1,
                      "tasks_per_s": r["tasks_per_s"], "tasks_per_s_all": [r["tasks_per_s"]],
                      "redis_commands_per_task": r["redis_commands_per_task"],
+                     "cpu_ms_per_task": r["cpu_ms_per_task"],
                      "redis_commands_example": r["redis_commands"]} for c, r in zip(cfgs, runs)}
     return cfgs, runs, tsum
 
@@ -230,7 +255,7 @@ def _print_ratios(summary) -> None:
             f"{'met' if v['target_vs_best_met'] else 'NOT met'})")
         for name, row in t["configs"].items():
             log(f"  {name:28s} {row['tasks_per_s'] or 0:6.0f}/s  x{row['over_celery_defaults'] or 0:.2f} defaults"
-                f"  {row['redis_commands_per_task']:.1f} cmds/task  "
+                f"  {row['redis_commands_per_task']:.1f} cmds/task  {_cpu(row)} CPU ms/task  "
                 f"{(row['fraction_of_redis_ceiling'] or 0) * 100:.1f}% of Redis ceiling")
     mem = summary.get("memory")
     if mem:

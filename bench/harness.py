@@ -187,6 +187,34 @@ def rss_kib(pid: int) -> dict:
     return {"main_kib": main, "children_kib": child_rss, "total_kib": main + sum(child_rss)}
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def cpu_s(pid: int, tree: bool = True) -> float:
+    """User + system CPU seconds of a process (and its live descendants)."""
+    total = 0
+    for p in _descendants(pid) if tree else [pid]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / _TICK
+
+
 @contextlib.contextmanager
 def session(log_dir: Path | None = None):
     old_term = signal.signal(signal.SIGTERM, _on_sigterm)

@@ -72,7 +72,7 @@ def run_once(s, side: str, events, processes: int, drain_timeout: float) -> dict
     instant = [float(x) for x in r.lrange(WAIT_INSTANT, 0, -1)]
     long_ = [float(x) for x in r.lrange(WAIT_LONG, 0, -1)]
     if done:
-        time.sleep(1.2)  # the last 1-second tasks finish before the other side's run starts
+        time.sleep(1.1)  # the last 1-second tasks finish before the other side's run starts
     else:  # leave nothing queued for the next run
         for db in dbs[:2]:
             s.db(db).flushdb()

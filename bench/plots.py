@@ -12,20 +12,27 @@ COLORS = {"kit": "tab:green", "default": "tab:red"}
 
 
 def mixed(summary: dict, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    rows = summary["by_rate"]
+    rates = [r["rate_long_per_s"] for r in rows]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
     for side in ("kit", "default"):
-        rows = summary["by_rate"]
-        rates = [r["rate_long_per_s"] for r in rows]
         for key, style in (("instant_wait_p95_s", "-o"), ("instant_wait_p50_s", "--.")):
             vals = [max(r[side][key] or 1e-4, 1e-4) for r in rows]
             ax.plot(rates, vals, style, color=COLORS[side], label=f"{side} {key.split('_')[2]}")
+        ax2.plot(rates, [r[side]["long_wait_p95_s"] or 0 for r in rows], "-o", color=COLORS[side],
+                 label=f"{side} p95")
     ax.set_yscale("log")
-    ax.set_xlabel("arrival rate of 1-second tasks (per s); instant tasks at "
-                  f"{summary['rate_instant_per_s']}/s")
+    ax.set_xlabel("1-second tasks per s (instant tasks at " f"{summary['rate_instant_per_s']}/s)")
     ax.set_ylabel("wait of instant tasks (s, log)")
-    ax.set_title(f"Mixed load, {summary['processes']} worker processes in total")
+    ax.set_title(f"Instant tasks, {summary['processes']} processes in total (medians)", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
+    ax2.set_xlabel("1-second tasks per s")
+    ax2.set_ylabel("wait of 1-second tasks (s)")
+    ax2.set_title(f"The price: 1-second tasks (kit: {summary['kit_layout']['long']} of "
+                  f"{summary['processes']} processes)", fontsize=10)
+    ax2.grid(True, alpha=0.3)
+    ax2.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -64,3 +71,19 @@ def memory(result: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def replot(results: Path) -> None:
+    """Redraw every PNG from the JSON files of a results folder."""
+    import json
+    if (results / "mixed.json").exists():
+        mixed(json.loads((results / "mixed.json").read_text())["summary"], results / "mixed_latency_vs_load.png")
+    if (results / "throughput.json").exists():
+        throughput(json.loads((results / "throughput.json").read_text())["configs"], results / "throughput.png")
+    if (results / "memory.json").exists():
+        memory(json.loads((results / "memory.json").read_text()), results / "memory.png")
+
+
+if __name__ == "__main__":
+    import sys
+    replot(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "results")

@@ -10,7 +10,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from .harness import median, wait_until
+import os
+
+from .harness import cpu_s, median, wait_until
 from .tasks import DONE
 
 
@@ -61,9 +63,6 @@ def configs(attribution: bool = True) -> list[Config]:
                    conf={"task_track_started": False}),
             Config("kit-no-result-extended", "kit", "attribution", "kit + result_extended=False",
                    conf={"result_extended": False}),
-            Config("kit-no-events", "kit", "attribution",
-                   "kit + worker_send_task_events=False, task_send_sent_event=False (Flower goes blind)",
-                   conf={"worker_send_task_events": False, "task_send_sent_event": False}),
             Config("kit-proposed", "kit", "attribution",
                    "kit + task_track_started=False + task_send_sent_event=False (bench/PROPOSED-CONFIG.md)",
                    conf={"task_track_started": False, "task_send_sent_event": False}),
@@ -88,6 +87,7 @@ def run_once(s, cfg: Config, n: int, timeout: float) -> dict:
 
         time.sleep(0.3)
         before = s.commandstats()
+        cpu0 = (cpu_s(worker.pid), cpu_s(s.redis_proc.pid, tree=False), sum(os.times()[:2]))
         t0 = time.perf_counter()
         with app.producer_or_acquire() as producer:
             for _ in range(n):
@@ -95,6 +95,7 @@ def run_once(s, cfg: Config, n: int, timeout: float) -> dict:
         t_pub = time.perf_counter()
         finished = wait_until(done, timeout, 0.02)
         t1 = time.perf_counter()
+        cpu1 = (cpu_s(worker.pid), cpu_s(s.redis_proc.pid, tree=False), sum(os.times()[:2]))
         after = s.commandstats()
     finally:
         s.stop([worker])
@@ -107,6 +108,9 @@ def run_once(s, cfg: Config, n: int, timeout: float) -> dict:
             "tasks_per_s": n / (t1 - t0) if finished else None,
             "publish_s": t_pub - t0, "total_s": t1 - t0,
             "redis_commands_per_task": total / n,
+            # CPU per task barely depends on what else the machine runs, unlike tasks/s.
+            "cpu_ms_per_task": {part: 1000 * (b - a) / n for part, a, b in
+                                zip(("worker", "redis", "producer"), cpu0, cpu1)},
             "redis_commands": dict(sorted(delta.items(), key=lambda kv: -kv[1]))}
 
 
@@ -120,8 +124,10 @@ def run(s, *, n, reps, timeout, attribution, log):
             res["rep"] = rep
             runs.append(res)
             tps = res["tasks_per_s"]
+            cpu = res["cpu_ms_per_task"]
             log(f"  throughput rep={rep} {cfg.name:28s} {tps or 0:7.0f} tasks/s "
-                f"{res['redis_commands_per_task']:.1f} redis cmds/task")
+                f"{res['redis_commands_per_task']:.1f} redis cmds/task, CPU ms/task worker "
+                f"{cpu['worker']:.2f} redis {cpu['redis']:.2f} producer {cpu['producer']:.2f}")
     summary = {}
     for cfg in cfgs:
         mine = [r for r in runs if r["config"] == cfg.name]
@@ -130,6 +136,8 @@ def run(s, *, n, reps, timeout, attribution, log):
             "tasks_per_s": median([r["tasks_per_s"] for r in mine]),
             "tasks_per_s_all": [r["tasks_per_s"] for r in mine],
             "redis_commands_per_task": median([r["redis_commands_per_task"] for r in mine]),
+            "cpu_ms_per_task": {part: median([r["cpu_ms_per_task"][part] for r in mine])
+                                for part in ("worker", "redis", "producer")},
             "redis_commands_example": mine[0]["redis_commands"] if mine else {},
         }
     return cfgs, runs, summary
