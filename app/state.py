@@ -3,10 +3,10 @@ from functools import lru_cache
 
 import redis
 
-from .celery import app
+from celeryconfig.broker import app_redis_url
 
 
 @lru_cache(maxsize=1)
 def redis_client() -> redis.Redis:
-    return redis.Redis.from_url(app.conf.app_redis_url, decode_responses=True,
+    return redis.Redis.from_url(app_redis_url, decode_responses=True,
                                 socket_timeout=10, health_check_interval=30)

@@ -1,11 +1,14 @@
 """The kit's Celery configuration, one concern per module, loaded with ``config_from_object``.
 
+The app's own Redis URL (``APP_REDIS_URL``, locks and counters) is kept out of the Celery
+settings on purpose: Celery shows its settings to anyone who can read a worker's ``conf`` (Flower,
+``celery inspect conf``) and masks only the broker and backend URLs.
+
 Every deployment-specific value is read from an environment variable when this package is
 imported; an invalid value stops the importing process with a message naming the variable.
 ``python -m celeryconfig`` prints the effective configuration with secrets masked.
 """
 from .broker import (  # noqa: F401
-    app_redis_url,
     broker_connection_max_retries,
     broker_connection_retry_on_startup,
     broker_url,
@@ -15,7 +18,7 @@ from .broker import (  # noqa: F401
 )
 from .serializers import accept_content, result_accept_content, result_serializer, task_serializer  # noqa: F401
 from .timezone import enable_utc, timezone  # noqa: F401
-from .ratelimits import task_annotations  # noqa: F401
+from .ratelimits import rate_limit_annotations as _rate_limit_annotations
 from .queues import DECLARED_QUEUES, task_create_missing_queues, task_default_queue, task_queues, task_routes  # noqa: F401
 from .reliability import (  # noqa: F401
     broker_transport_options,
@@ -30,8 +33,16 @@ from .reliability import (  # noqa: F401
     worker_prefetch_multiplier,
     worker_queues,
 )
+from .reliability import track_started_annotations as _track_started_annotations
 from .events import result_extended, task_send_sent_event, worker_send_task_events  # noqa: F401
 from .beat import beat_schedule, beat_trace_interval  # noqa: F401
+
+
+# Per-task settings from several concerns, merged by task name.
+task_annotations: dict = {}
+for _annotations in (_rate_limit_annotations, _track_started_annotations):
+    for _task, _options in _annotations.items():
+        task_annotations.setdefault(_task, {}).update(_options)
 
 
 def settings() -> dict:

@@ -9,6 +9,7 @@ import re
 import sys
 
 import celeryconfig
+from celeryconfig.broker import app_redis_url
 
 _SECRET_IN_URL = re.compile(r"(?P<scheme>[a-z+]+://)(?P<user>[^:@/]*):(?P<password>[^@/]*)@")
 
@@ -44,7 +45,7 @@ def main(argv=None) -> int:
     if args.queues:
         print("\n".join(celeryconfig.DECLARED_QUEUES))
         return 0
-    effective = mask(_plain(celeryconfig.settings()))
+    effective = mask(_plain({**celeryconfig.settings(), "app_redis_url": app_redis_url}))
     if args.json:
         json.dump(effective, sys.stdout, indent=2, sort_keys=True)
         print()

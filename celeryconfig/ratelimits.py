@@ -19,6 +19,6 @@ def _rate(name: str, default: str) -> str:
 
 notify_rate_limit = _rate("CELERY_RATE_LIMIT_NOTIFY", "30/m")
 
-task_annotations = {
+rate_limit_annotations = {
     "app.tasks.bulk.notify": {"rate_limit": notify_rate_limit},
 }

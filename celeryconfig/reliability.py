@@ -26,7 +26,13 @@ MAX_APP_DELAY = MAX_RETRY_BACKOFF + LONG_TASK_TIME_LIMIT
 
 task_acks_late = True
 task_reject_on_worker_lost = True
-task_track_started = True
+# STARTED costs a result-backend write before every task (5 Redis commands per task, measured in
+# bench/). Only the slow tasks, where "is it running yet?" is a real question, pay for it.
+task_track_started = False
+track_started_annotations = {
+    "app.tasks.long.process": {"track_started": True},
+    "app.tasks.long.sleep": {"track_started": True},
+}
 worker_cancel_long_running_tasks_on_connection_loss = True
 
 worker_queues = csv("CELERY_WORKER_QUEUES", DECLARED_QUEUES)

@@ -25,6 +25,8 @@ def test_defaults_are_the_kits_recommendations():
     conf = effective()
     assert conf["task_serializer"] == "json" and conf["accept_content"] == ["json"]
     assert conf["task_acks_late"] is True and conf["task_reject_on_worker_lost"] is True
+    assert conf["task_track_started"] is False
+    assert conf["task_annotations"]["app.tasks.long.process"] == {"track_started": True}
     assert conf["worker_prefetch_multiplier"] == 1
     assert conf["broker_transport_options"]["visibility_timeout"] > 1800 + 600
     assert conf["broker_connection_retry_on_startup"] is True
@@ -49,7 +51,9 @@ def test_defaults_are_the_kits_recommendations():
     ({"CELERY_WORKER_MAX_MEMORY_PER_CHILD": "120000"}, "worker_max_memory_per_child", 120000),
     ({"CELERY_VISIBILITY_TIMEOUT": "86400"}, "broker_transport_options", {"visibility_timeout": 86400}),
     ({"CELERY_RESULT_EXPIRES": "600"}, "result_expires", 600),
-    ({"CELERY_RATE_LIMIT_NOTIFY": "5/s"}, "task_annotations", {"app.tasks.bulk.notify": {"rate_limit": "5/s"}}),
+    ({"CELERY_RATE_LIMIT_NOTIFY": "5/s"}, "task_annotations",
+     {"app.tasks.bulk.notify": {"rate_limit": "5/s"}, "app.tasks.long.process": {"track_started": True},
+      "app.tasks.long.sleep": {"track_started": True}}),
     ({"CELERY_BEAT_TRACE_INTERVAL": "7"}, "beat_trace_interval", 7),
 ])
 def test_override_takes_effect(env, key, expected):

@@ -188,3 +188,18 @@ def test_worker_prefetch_follows_the_queue_class(celery_app, log_dir, queues, ex
         assert node_stats["prefetch_count"] == expected_multiplier
     finally:
         worker.stop()
+
+
+def test_started_state_is_tracked_only_for_slow_tasks():
+    slow = long.process.delay(total=3, step_seconds=0.5)
+    assert wait_for_state(slow, {states.STARTED, "PROGRESS"}) in {states.STARTED, "PROGRESS"}
+    slow.get(timeout=30)
+    assert not math.add._get_app().conf.task_track_started
+    assert long.process.track_started and not math.add.track_started
+
+
+def test_app_redis_url_is_not_shown_in_the_workers_conf(celery_app):
+    """Flower and `celery inspect conf` show worker settings; the app's Redis URL is not one of them."""
+    (conf,) = celery_app.control.inspect(destination=_workers(celery_app, "fast"), timeout=5).conf().values()
+    assert "app_redis_url" not in conf
+    assert conf["task_acks_late"] is True
