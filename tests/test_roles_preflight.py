@@ -41,7 +41,10 @@ def _inventory(tmp_path: Path, beat_hosts: list[str]) -> Path:
 
 
 def _run(tmp_path: Path, overrides: dict | None = None, drop: tuple[str, ...] = (), beat_hosts=("node1",)):
-    values = {k: v for k, v in {**VALID, **(overrides or {})}.items() if k not in drop}
+    wheelhouse = tmp_path / "wheelhouse.tar"
+    wheelhouse.write_bytes(b"")
+    values = {"celery_common_wheelhouse_src": str(wheelhouse), **VALID, **(overrides or {})}
+    values = {k: v for k, v in values.items() if k not in drop}
     extra = tmp_path / "vars.yml"
     extra.write_text(yaml.safe_dump(values))
     inventory = _inventory(tmp_path, list(beat_hosts))
@@ -81,6 +84,8 @@ CASES = {
                                "celery_redis_bind_addresses"),
     "stop-timeout-beyond-visibility": (dict(overrides={"celery_worker_instances": [
         {"name": "long", "queues": ["long"], "stop_timeout": 20000}]}), "celery_common_visibility_timeout"),
+    "wheelhouse-missing": (dict(overrides={"celery_common_wheelhouse_src": "/nonexistent/wheelhouse.tar"}),
+                           "celery_common_wheelhouse_src"),
     "eviction-policy": (dict(overrides={"celery_redis_maxmemory_policy": "evict-everything"}),
                         "celery_redis_maxmemory_policy"),
 }
