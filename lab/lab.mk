@@ -11,6 +11,9 @@ export LAB_RELEASE LAB_ACCEL
 LAB_APT_PACKAGES := qemu-system-x86 qemu-utils debootstrap e2fsprogs openssh-client iproute2
 LAB_APT_STAMP := .cache/lab/apt.stamp
 LAB_INVENTORY := .cache/lab/run/$(LAB_NAME)/inventory.yml
+# Extra inventory sources combined with the generated one (connection details):
+# the lab fleet's group_vars/host_vars for the site playbook.
+LAB_EXTRA_INVENTORY ?= $(wildcard ansible/inventories/lab)
 WHEELHOUSE := build/wheelhouse.tar
 WHEELHOUSE_INPUTS := requirements/app.txt pyproject.toml lab/build-wheelhouse.sh lab/wheelhouse_closure.py \
 	$(shell find app celeryconfig -name '*.py' 2>/dev/null)
@@ -43,7 +46,7 @@ lab: setup $(LAB_APT_STAMP) $(WHEELHOUSE) ## boot the VM lab, run $(LAB_PLAYBOOK
 	$(BIN)/python lab/labctl up --name $(LAB_NAME) --image-dir "$$image_dir" \
 	  --molecule-file molecule/$(LAB_SCENARIO)/molecule.yml; \
 	ANSIBLE_PIPELINING=true ANSIBLE_FORKS=4 ANSIBLE_HOST_KEY_CHECKING=false \
-	  $(BIN)/ansible-playbook -i $(LAB_INVENTORY) $(LAB_PLAYBOOK); \
+	  $(BIN)/ansible-playbook -i $(LAB_INVENTORY) $(addprefix -i ,$(LAB_EXTRA_INVENTORY)) $(LAB_PLAYBOOK); \
 	$(BIN)/python lab/labctl status --name $(LAB_NAME); \
 	echo "tear down with: make lab-down"
 
