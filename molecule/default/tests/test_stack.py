@@ -96,8 +96,9 @@ def test_redis_demands_the_password_and_keeps_queues_safe(host):
     assert redis_cli(host, "config", "get", "appendonly").split() == ["appendonly", "yes"]
     assert redis_cli(host, "config", "get", "maxmemory-policy").split() == ["maxmemory-policy", "noeviction"]
     assert redis_cli(host, "config", "get", "protected-mode").split() == ["protected-mode", "yes"]
-    auth = host.file("/etc/redis/celery-auth.conf")
-    assert (auth.user, auth.group, auth.mode) == ("root", "redis", 0o640)
+    with host.sudo():
+        auth = host.file("/etc/redis/celery-auth.conf")
+        assert (auth.user, auth.group, auth.mode) == ("root", "redis", 0o640)
 
 
 # --------------------------------------------------------------------------------------------
@@ -110,13 +111,14 @@ def _celery_host(host):
 
 def test_secret_files_are_root_owned_and_group_readable_only(host):
     _celery_host(host)
-    conf = host.file("/etc/celery")
-    assert (conf.user, conf.group, conf.mode) == ("root", "celery", 0o750)
-    names = host.run("sudo find /etc/celery -maxdepth 1 -name '*.env' -printf '%f\\n'").stdout.split()
-    assert "common.env" in names
-    for name in names:
-        f = host.file(f"/etc/celery/{name}")
-        assert (f.user, f.group, f.mode) == ("root", "celery", 0o640), name
+    with host.sudo():
+        conf = host.file("/etc/celery")
+        assert (conf.user, conf.group, conf.mode) == ("root", "celery", 0o750)
+        names = host.run("find /etc/celery -maxdepth 1 -name '*.env' -printf '%f\\n'").stdout.split()
+        assert "common.env" in names
+        for name in names:
+            f = host.file(f"/etc/celery/{name}")
+            assert (f.user, f.group, f.mode) == ("root", "celery", 0o640), name
 
 
 def test_service_user_cannot_log_in_and_code_is_read_only_for_it(host):
@@ -160,11 +162,27 @@ def test_no_secret_in_any_process_argv(host):
 # --------------------------------------------------------------------------------------------
 # Flower
 # --------------------------------------------------------------------------------------------
+HTTP_GET = """
+import base64, sys, urllib.error, urllib.request
+req = urllib.request.Request(sys.argv[1])
+if sys.argv[2]:
+    req.add_header("Authorization", "Basic " + base64.b64encode(sys.argv[2].encode()).decode())
+try:
+    with urllib.request.urlopen(req, timeout=10) as r:
+        code, body = r.status, r.read().decode()
+except urllib.error.HTTPError as e:
+    code, body = e.code, ""
+print(code)
+print(body)
+"""
+
+
 def _flower(host, path: str, auth: bool) -> tuple[int, str]:
-    address = labtest.private_address(host)
-    creds = f"-u admin:{hv(host)['celery_flower_basic_auth_password']}" if auth else ""
-    out = host.run(f"curl -s -m 10 {creds} -w '\\n%{{http_code}}' http://{address}:5555{path}").stdout
-    body, _, code = out.rpartition("\n")
+    """GET from Flower on its private address, from the Flower host itself (python3, no curl)."""
+    url = f"http://{labtest.private_address(host)}:5555{path}"
+    creds = f"admin:{hv(host)['celery_flower_basic_auth_password']}" if auth else ""
+    out = host.check_output("python3 -c %s %s %s", HTTP_GET, url, creds)
+    code, _, body = out.partition("\n")
     return int(code), body
 
 
@@ -275,16 +293,17 @@ def test_a_running_long_task_survives_a_worker_restart(host):
     long_host = next(n for n in runner.get_hosts("celery_workers")
                      if any(i["name"] == "long" for i in runner.get_variables(n).get("celery_worker_instances", [])))
     worker = runner.get_host(long_host)
+    worker_manager = runner.get_variables(long_host).get("celery_common_service_manager", "systemd")
     tag = f"graceful-{uuid.uuid4().hex[:8]}"
     task_id = celery_python(host, GRACEFUL_SEND % tag)
     time.sleep(5)  # received and started
-    if manager(worker) == "supervisor":
+    if worker_manager == "supervisor":
         restart = worker.run("sudo supervisorctl -c /etc/celery/supervisor/supervisord.conf restart celery-worker-long")
     else:
         restart = worker.run("sudo systemctl restart celery-worker@long")
     assert restart.rc == 0, restart.stderr
     assert celery_python(host, GRACEFUL_WAIT % task_id, timeout=260) == tag
-    if manager(worker) == "systemd":
+    if worker_manager == "systemd":
         log = worker.run("sudo journalctl --no-pager -u celery-worker@long --since '-10min'").stdout
     else:
         log = worker.run("sudo cat /var/log/celery/celery-worker-long.log").stdout
