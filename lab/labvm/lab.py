@@ -9,6 +9,7 @@ before re-raising; console logs survive in ``<cache>/logs/<lab>/``.
 import json
 import os
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -23,7 +24,24 @@ def log(msg: str) -> None:
     print(f"lab: {msg}", file=sys.stderr, flush=True)
 
 
+def _stop_orphaned_up(paths: LabPaths) -> None:
+    """Stop a `labctl up` of this lab that outlived its caller (e.g. an interrupted Molecule run).
+
+    Left alone it would keep waiting for VMs and, on timeout, tear down the
+    lab that a newer run has booted under the same name.
+    """
+    try:
+        pid = int(paths.up_pid.read_text())
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return
+    if pid != os.getpid() and any(a.endswith(b"labctl") for a in argv) and paths.name.encode() in argv:
+        log(f"{paths.name}: stopping an earlier `labctl up` (pid {pid})")
+        os.kill(pid, signal.SIGKILL)
+
+
 def down(paths: LabPaths) -> None:
+    _stop_orphaned_up(paths)
     killed = qemu.kill_all(paths.run)
     removed = net.remove(paths)
     if paths.run.exists():
@@ -84,6 +102,7 @@ def up(paths: LabPaths, topology: Topology, image_dir: Path, user: str, timeout:
     start = time.monotonic()
     accel_name = accel.choose(image_dir)
     paths.run.mkdir(parents=True)
+    paths.up_pid.write_text(f"{os.getpid()}\n")
     try:
         state = _boot_all(paths, topology, image_dir, accel_name, user)
         log(f"{paths.name}: started {len(state['vms'])} VM(s) with {accel_name}, waiting for SSH")
@@ -91,6 +110,8 @@ def up(paths: LabPaths, topology: Topology, image_dir: Path, user: str, timeout:
     except BaseException:
         down(paths)
         raise
+    finally:
+        paths.up_pid.unlink(missing_ok=True)
     for vm in state["vms"]:
         del vm["started"]
     state.update(name=paths.name, user=user, key=str(paths.key), accel=accel_name,

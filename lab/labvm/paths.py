@@ -30,6 +30,11 @@ class LabPaths:
         return cache_dir() / "logs" / self.name
 
     @property
+    def up_pid(self) -> Path:
+        """Outside the run directory, which `down` deletes."""
+        return cache_dir() / "run" / f"{self.name}.up.pid"
+
+    @property
     def key(self) -> Path:
         return self.run / "id_ed25519"
 

@@ -17,8 +17,13 @@ from .topology import Machine
 
 # Minimal kernel command line: no fsck (throw-away overlays), no CPU-bug
 # mitigations (page-table isolation is expensive under TCG; these VMs only ever
-# run the lab's own code), `lab.seed` enables lab-seed.service.
-CMDLINE = "root=/dev/vda rw console=ttyS0 quiet fsck.mode=skip mitigations=off lab.seed systemd.hostname={name}"
+# run the lab's own code), `lab.seed` enables lab-seed.service. On a busy
+# 2-core host, udev coldplug under TCG can outlast systemd's 90 s default for
+# devices (the seed disk, ttyS0), hence the longer start timeout.
+CMDLINE = (
+    "root=/dev/vda rw console=ttyS0 quiet fsck.mode=skip mitigations=off"
+    " systemd.default_timeout_start_sec=900 lab.seed systemd.hostname={name}"
+)
 
 
 def overlay(base: Path, dest: Path) -> Path:
