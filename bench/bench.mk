@@ -1,10 +1,12 @@
 # Benchmark targets (issue 5); the top-level Makefile includes this file with `-include bench/bench.mk`.
-# `make bench` is bounded: `timeout` sends SIGTERM after 20 minutes and python -m bench stops
+# `make bench` is bounded: `timeout` sends SIGTERM after 20 minutes and `python -m bench` then stops
 # every redis-server and worker it started before exiting.
+# BENCH_ARGS passes options through, e.g. BENCH_ARGS="--only memory --memory-time-cap 720".
 .PHONY: bench bench-smoke
+BENCH_ARGS ?=
 
-bench: setup ## benchmarks: kit defaults vs Celery defaults (~13 min), writes bench/results/
-	timeout --kill-after=60 1200 $(BIN)/python -m bench
+bench: setup ## benchmarks: kit defaults vs Celery defaults (~15 min), writes bench/results/
+	timeout --kill-after=60 1200 $(BIN)/python -m bench $(BENCH_ARGS)
 
 bench-smoke: setup ## tiny benchmark run (<1 min, no timing targets), writes bench/results/tmp/
 	timeout --kill-after=30 180 $(BIN)/python -m bench --smoke
