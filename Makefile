@@ -39,6 +39,7 @@ test-fast: setup ## app, config and service-definition tests (real redis + celer
 test: test-fast ## everything CI runs
 
 -include lab/lab.mk
+-include bench/bench.mk
 
 clean:
 	rm -rf $(VENV) .cache build dist *.egg-info
