@@ -99,3 +99,15 @@ def test_bad_input_fails_in_preflight_naming_the_variable(tmp_path, case):
     assert result.returncode != 0, textwrap.shorten(output, 3000)
     assert expected in output, output[-4000:]
     assert not _started_a_change_play(output), "a play that changes hosts started despite bad input"
+
+
+def test_the_lab_inventory_passes_preflight(tmp_path):
+    """The shipped lab layout (ansible/inventories/lab) is valid input, checked here without VMs."""
+    wheelhouse = tmp_path / "wheelhouse.tar"
+    wheelhouse.write_bytes(b"")
+    result = ansible_playbook("-i", "inventories/lab", "site.yml", "--check", "--tags", "always",
+                              "-e", "ansible_connection=local", "-e", f"ansible_python_interpreter={sys.executable}",
+                              "-e", f"celery_common_wheelhouse_src={wheelhouse}", "--limit", "broker,worker1,worker2,control",
+                              timeout=240)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "PLAY [Preflight" in result.stdout
