@@ -11,7 +11,7 @@ APT_PACKAGES := redis-server redis-tools
 APT_STAMP := .cache/apt.stamp
 VENV_STAMP := $(VENV)/.installed
 
-.PHONY: help setup test test-fast clean
+.PHONY: help setup test test-fast clean render lint
 help:
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
@@ -43,3 +43,10 @@ test: test-fast ## everything CI runs
 
 clean:
 	rm -rf $(VENV) .cache build dist *.egg-info
+
+render: setup ## re-render systemd/ and deploy/ from the roles' templates (default values)
+	$(BIN)/ansible-playbook ansible/render-defaults.yml
+
+lint: setup ## yamllint and ansible-lint (production profile)
+	$(BIN)/yamllint -s ansible molecule
+	$(BIN)/ansible-lint ansible molecule
