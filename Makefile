@@ -11,18 +11,21 @@ APT_PACKAGES := redis-server redis-tools
 APT_STAMP := .cache/apt.stamp
 VENV_STAMP := $(VENV)/.installed
 
+# $(call apt_install,PACKAGES): apt-get install whichever of PACKAGES are missing (lab/lab.mk uses it too).
+apt_install = missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt: installing$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
 .PHONY: help setup test test-fast clean render lint
 help:
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
 $(APT_STAMP): Makefile
 	@mkdir -p .cache
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "apt: installing$$missing"; \
-	  export DEBIAN_FRONTEND=noninteractive; \
-	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	@$(call apt_install,$(APT_PACKAGES))
 	@touch $@
 
 $(VENV_STAMP): requirements/app.txt requirements/controller.txt pyproject.toml

@@ -26,12 +26,7 @@ WHEELHOUSE_INPUTS := requirements/app.txt pyproject.toml lab/build-wheelhouse.sh
 
 $(LAB_APT_STAMP): lab/lab.mk
 	@mkdir -p $(@D)
-	@missing=""; for p in $(LAB_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "apt: installing$$missing"; \
-	  export DEBIAN_FRONTEND=noninteractive; \
-	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	@$(call apt_install,$(LAB_APT_PACKAGES))
 	@touch $@
 
 lab-apt: $(LAB_APT_STAMP)
