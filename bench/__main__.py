@@ -15,13 +15,19 @@ from pathlib import Path
 from . import harness, memory, mixed, plots, throughput
 from .harness import median
 
+# Time budget of the full profile on a quiet 2-core machine (bench/README.md): mixed ~4 min
+# (18 runs of ~13 s: 10 s stream + drain + settle), throughput ~2 min (30 worker starts of ~4 s),
+# memory up to its time cap (300 s); make bench's hard limit is 15 min (bench/bench.mk).
 PROFILES = {
     "full": {
         "redis_benchmark_requests": 100_000,
-        "mixed": dict(rates_long=[2.0, 3.6, 6.0], rate_instant=10.0, duration=10.0, reps=3,
+        # 1-second tasks per second on 4 processes: the default layout (4 processes for
+        # everything) is at 80 %, 95 % and 110 % of its capacity of ~4/s, i.e. from near
+        # saturation to overloaded; below that neither layout queues (bench/README.md).
+        "mixed": dict(rates_long=[3.2, 3.8, 4.4], rate_instant=10.0, duration=10.0, reps=3,
                       processes=4, long_processes=3, drain_timeout=40.0),
-        "throughput": dict(n=500, reps=3, timeout=90.0, attribution=True),
-        "memory": dict(n=100_000, concurrency=2, chunk=500, backlog=3000, time_cap=240.0),
+        "throughput": dict(n=500, reps=3, timeout=90.0, attribution=True, attribution_reps=3),
+        "memory": dict(n=100_000, concurrency=2, chunk=500, backlog=3000, time_cap=300.0),
     },
     "smoke": {
         "redis_benchmark_requests": 2000,
@@ -49,6 +55,7 @@ def summarize_mixed(runs, params) -> dict:
     by_rate = []
     for rate in params["rates_long"]:
         row = {"rate_long_per_s": rate,
+               "offered_load_default": rate / params["processes"],
                "offered_load_long": rate / params["long_processes"]}
         for side in ("kit", "default"):
             mine = [r for r in runs if r["rate_long_per_s"] == rate and r["side"] == side]
@@ -146,7 +153,8 @@ def main(argv=None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny version (CI): seconds, no timing targets")
     parser.add_argument("--only", default="mixed,throughput,memory")
     parser.add_argument("--memory-time-cap", type=float, default=None,
-                        help="seconds the memory benchmark may run (default 240; it stops at 100,000 tasks)")
+                        help="seconds the memory benchmark may run (default 300; it stops at 100,000 tasks); "
+                             "with make bench, raise BENCH_TIMEOUT too")
     parser.add_argument("--results", type=Path, default=None,
                         help="output folder (default bench/results, or bench/results/tmp with --smoke)")
     args = parser.parse_args(argv)
@@ -159,7 +167,8 @@ def main(argv=None) -> int:
                "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
                "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
                            "celery": __import__("celery").__version__, "load_avg_at_start": list(
-                               __import__("os").getloadavg())}}
+                               __import__("os").getloadavg())},
+               "kit_worker_flags": list(harness.kit_worker_args())}
 
     def dump(name, data):
         (out_dir / f"{name}.json").write_text(json.dumps(data, indent=2, default=str) + "\n")

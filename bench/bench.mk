@@ -1,12 +1,15 @@
 # Benchmark targets (issue 5); the top-level Makefile includes this file with `-include bench/bench.mk`.
-# `make bench` is bounded: `timeout` sends SIGTERM after 20 minutes and `python -m bench` then stops
-# every redis-server and worker it started before exiting.
-# BENCH_ARGS passes options through, e.g. BENCH_ARGS="--only memory --memory-time-cap 720".
+# `make bench` is bounded: `timeout` sends SIGTERM after BENCH_TIMEOUT seconds (15 min, the issue's
+# bound; a quiet 2-core machine needs ~11) and `python -m bench` then stops every redis-server and
+# worker it started before exiting.
+# BENCH_ARGS passes options through, e.g. BENCH_ARGS="--only memory --memory-time-cap 720"; a longer
+# memory cap needs a longer BENCH_TIMEOUT too.
 .PHONY: bench bench-smoke
 BENCH_ARGS ?=
+BENCH_TIMEOUT ?= 900
 
-bench: setup ## benchmarks: kit defaults vs Celery defaults (~15 min), writes bench/results/
-	timeout --kill-after=60 1200 $(BIN)/python -m bench $(BENCH_ARGS)
+bench: setup ## benchmarks: kit defaults vs Celery defaults (~11 min), writes bench/results/
+	timeout --kill-after=60 $(BENCH_TIMEOUT) $(BIN)/python -m bench $(BENCH_ARGS)
 
 bench-smoke: setup ## tiny benchmark run (<1 min, no timing targets), writes bench/results/tmp/
 	timeout --kill-after=30 180 $(BIN)/python -m bench --smoke

@@ -26,6 +26,19 @@ from tests.support import procs  # noqa: E402
 # Bench tasks routed the way the kit routes similar work (CELERY_TASK_ROUTES is the kit's override).
 KIT_ROUTES = "bench.tasks.sleep1=long,bench.tasks.instant=high,bench.tasks.bulk_noop=low,bench.tasks.hold=low"
 CELERY = str(procs.VENV_BIN / "celery")
+WORKER_ROLE_DEFAULTS = ROOT / "ansible" / "roles" / "celery_worker" / "defaults" / "main.yml"
+
+
+def kit_worker_args() -> tuple[str, ...]:
+    """The worker flags the celery_worker role adds to every instance by default (read from its
+    defaults/main.yml, so the bench cannot drift from what the kit deploys): ``--task-events``
+    when ``celery_worker_send_events`` is true, then ``celery_worker_extra_args``. Pool,
+    concurrency and queues are the benchmark's own variables; prefetch and the per-child limits
+    come from celeryconfig (see bench/README.md on the role's own defaults for those)."""
+    import yaml
+    defaults = yaml.safe_load(WORKER_ROLE_DEFAULTS.read_text())
+    args = ["--task-events"] if defaults.get("celery_worker_send_events") else []
+    return tuple(args + list(defaults.get("celery_worker_extra_args") or []))
 
 
 def _scrub_env() -> None:
@@ -111,19 +124,36 @@ class Session:
         return out
 
     def start_worker(self, kind: str, name: str, queues: str, concurrency: int, dbs=(0, 1, 2),
-                     env=None, conf=None, pool: str = "prefork", extra: tuple[str, ...] = ()):
+                     env=None, conf=None, pool: str = "prefork", extra: tuple[str, ...] = (),
+                     role_args: bool = True):
+        """``kind="kit"`` workers get the role's default flags (``kit_worker_args``) unless
+        ``role_args`` is false; ``extra`` comes after them."""
         module = "bench.kitapp" if kind == "kit" else "bench.vanillaapp"
         self._n_workers += 1
+        flags = [*(kit_worker_args() if kind == "kit" and role_args else ()), *extra]
+        flags = list(dict.fromkeys(flags))  # a flag given twice is given once
         argv = [CELERY, "-A", module, "worker", "-n", f"{name}@%h", "-Q", queues, "-c", str(concurrency),
-                "-P", pool, "-l", "WARNING", *extra]
+                "-P", pool, "-l", "WARNING", *flags]
         proc = procs.Proc(f"{self._n_workers:03d}-{kind}-{name}", argv, self.log_dir,
                           env=self.worker_env(kind, queues, dbs, env, conf))
         self.stack.callback(proc.stop, signal.SIGQUIT, 10.0)
         return proc
 
     def wait_ready(self, kind: str, names: list[str], dbs=(0, 1, 2), workers=(), timeout: float = 60.0):
+        """Until every named worker answers ping. The bench gives each broker database only its own
+        workers, so a ping returns as soon as ``len(names)`` replies are in instead of waiting out
+        its whole timeout (which alone cost 1-2 s per worker start)."""
+        app = self.client(kind, dbs)
+        wanted, seen = set(names), set()
+        deadline = time.monotonic() + timeout
         try:
-            procs.wait_for_workers(self.client(kind, dbs), names, timeout=timeout)
+            while time.monotonic() < deadline:
+                replies = app.control.ping(timeout=0.5, limit=len(wanted)) or []
+                seen = {host.split("@")[0] for reply in replies for host in reply}
+                if wanted <= seen:
+                    return
+                time.sleep(0.1)
+            raise TimeoutError(f"workers {sorted(wanted - seen)} did not answer ping within {timeout}s")
         except TimeoutError:
             for proc in workers:
                 print(f"--- {proc.name} ---\n{proc.log()[-3000:]}", file=sys.stderr)

@@ -8,7 +8,8 @@ stand-in for the slow leaks (caches, module-level lists) that the per-child limi
 
 To get 100,000 tasks through both workers within the time budget on a 2-core machine, both sides
 also turn off task events and gossip/mingle/heartbeat (identically, so the comparison still
-isolates the two limits). The run stops at ``time_cap`` seconds and reports how many tasks ran.
+isolates the two limits; the role's default flags are replaced by these). The run stops at
+``time_cap`` seconds and reports how many tasks ran.
 """
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ def run(s, *, n, concurrency, chunk, backlog, time_cap, log):
     try:
         for name, side in SIDES.items():
             workers[name] = s.start_worker("kit", f"mem-{name}", "low", concurrency, dbs=side["dbs"],
-                                           conf={**SAME_ON_BOTH, **side["conf"]}, extra=QUIET)
+                                           conf={**SAME_ON_BOTH, **side["conf"]}, extra=QUIET,
+                                           role_args=False)
         for name, side in SIDES.items():
             s.wait_ready("kit", [f"mem-{name}"], dbs=side["dbs"], workers=[workers[name]])
         time.sleep(3)

@@ -1,8 +1,8 @@
 """Benchmark 1: a stream of 1-second tasks interleaved with instant tasks.
 
 kit:     celeryconfig as shipped; 1-second tasks routed to ``long``, instant ones to ``high``; one
-         worker per queue (prefetch 1 from PREFETCH_BY_QUEUE, late acks), the processes split
-         between them.
+         worker per queue (prefetch 1 from PREFETCH_BY_QUEUE, late acks; the role's default worker
+         flags from its defaults/main.yml), the processes split between them.
 default: Celery's defaults; one queue, one worker with all the processes, prefetch 4, early ack.
 
 Both get the same arrival schedule (Poisson, seeded per rate and repetition). The wait of a task
@@ -42,6 +42,9 @@ def start_layouts(s, processes: int, long_processes: int) -> list:
     return kit + default
 
 
+SETTLE_S = 1.1  # the last 1-second tasks of a side's run finish before that side runs again
+
+
 def run_once(s, side: str, events, processes: int, drain_timeout: float) -> dict:
     dbs = DBS[side]
     app = s.client("kit" if side == "kit" else "vanilla", dbs=dbs)
@@ -71,9 +74,7 @@ def run_once(s, side: str, events, processes: int, drain_timeout: float) -> dict
                       drain_timeout, 0.1)
     instant = [float(x) for x in r.lrange(WAIT_INSTANT, 0, -1)]
     long_ = [float(x) for x in r.lrange(WAIT_LONG, 0, -1)]
-    if done:
-        time.sleep(1.1)  # the last 1-second tasks finish before the other side's run starts
-    else:  # leave nothing queued for the next run
+    if not done:  # leave nothing queued for the next run
         for db in dbs[:2]:
             s.db(db).flushdb()
     return {
@@ -92,6 +93,7 @@ def run(s, *, rates_long, rate_instant, duration, reps, processes, long_processe
         s.db(db).flushdb()
     workers = start_layouts(s, processes, long_processes)
     runs = []
+    last_end: dict[str, float] = {}
     try:
         for rep in range(reps):
             for i, rate in enumerate(rates_long):
@@ -99,7 +101,11 @@ def run(s, *, rates_long, rate_instant, duration, reps, processes, long_processe
                 # kit, default, default, kit, ...: both sides see the same noise on average.
                 sides = ("kit", "default") if (rep + i) % 2 == 0 else ("default", "kit")
                 for side in sides:
+                    # Only a side's own previous run can still occupy its processes (the other
+                    # side's run in between takes longer than SETTLE_S).
+                    time.sleep(max(0.0, last_end.get(side, 0.0) + SETTLE_S - time.monotonic()))
                     res = run_once(s, side, events, processes, drain_timeout)
+                    last_end[side] = time.monotonic()
                     res.update(rep=rep, rate_long_per_s=rate)
                     runs.append(res)
                     log(f"  mixed rep={rep} rate={rate}/s {side:7s} instant p50={res['instant_wait_p50_s'] or 0:.4f}s "

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import os
 
-from .harness import cpu_s, median, wait_until
+from .harness import cpu_s, kit_worker_args, median, wait_until
 from .tasks import DONE
 
 
@@ -34,9 +34,10 @@ NO_CHATTER = ("--without-gossip", "--without-mingle", "--without-heartbeat")
 
 
 def configs(attribution: bool = True) -> list[Config]:
+    kit_flags = " ".join(kit_worker_args())
     out = [
-        Config("kit", "kit", "kit", "kit defaults: default queue, prefetch 4, late acks, events, "
-               "result_extended, track_started, max-tasks-per-child", queues="default"),
+        Config("kit", "kit", "kit", "kit as shipped: default queue, prefetch 4, late acks, task events, "
+               f"result_extended, max-tasks/memory-per-child; role flags {kit_flags}", queues="default"),
         Config("celery-defaults", "vanilla", "default", "Celery defaults (prefork 2, prefetch 4, early ack)",
                queues="celery"),
         Config("prefetch-16", "vanilla", "grid", "defaults + prefetch multiplier 16", queues="celery",
@@ -59,13 +60,8 @@ def configs(attribution: bool = True) -> list[Config]:
             Config("kit-bulk-queue", "kit", "attribution",
                    "kit as shipped, bulk task (ignore_result) on the low queue, prefetch 16",
                    queues="low", task="bench.tasks.bulk_noop"),
-            Config("kit-no-track-started", "kit", "attribution", "kit + task_track_started=False",
-                   conf={"task_track_started": False}),
             Config("kit-no-result-extended", "kit", "attribution", "kit + result_extended=False",
                    conf={"result_extended": False}),
-            Config("kit-proposed", "kit", "attribution",
-                   "kit + task_track_started=False + task_send_sent_event=False (bench/PROPOSED-CONFIG.md)",
-                   conf={"task_track_started": False, "task_send_sent_event": False}),
         ]
     return out
 
@@ -105,6 +101,7 @@ def run_once(s, cfg: Config, n: int, timeout: float) -> dict:
     delta = {k: v for k, v in delta.items() if v > 0 and k not in ("info",)}
     total = sum(delta.values())
     return {"config": cfg.name, "finished": finished, "tasks": n,
+            "worker_flags": list(dict.fromkeys([*(kit_worker_args() if cfg.kind == "kit" else ()), *cfg.extra])),
             "tasks_per_s": n / (t1 - t0) if finished else None,
             "publish_s": t_pub - t0, "total_s": t1 - t0,
             "redis_commands_per_task": total / n,
@@ -114,12 +111,17 @@ def run_once(s, cfg: Config, n: int, timeout: float) -> dict:
             "redis_commands": dict(sorted(delta.items(), key=lambda kv: -kv[1]))}
 
 
-def run(s, *, n, reps, timeout, attribution, log):
+def run(s, *, n, reps, timeout, attribution, log, attribution_reps=None):
+    """Every configuration runs ``reps`` times, interleaved; the attribution variants (which
+    explain the kit's row rather than compete with it) only in the first ``attribution_reps``."""
     cfgs = configs(attribution)
+    attribution_reps = reps if attribution_reps is None else attribution_reps
     runs = []
     for rep in range(reps):
         order = cfgs if rep % 2 == 0 else list(reversed(cfgs))  # interleaved, alternating order
         for cfg in order:
+            if cfg.group == "attribution" and rep >= attribution_reps:
+                continue
             res = run_once(s, cfg, n, timeout)
             res["rep"] = rep
             runs.append(res)
