@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import accel, net, outputs, qemu, seed, ssh
+from . import accel, net, outputs, qemu, seed, ssh, tunnel
 from .paths import LabPaths, cache_dir
 from .topology import Topology
 
@@ -42,6 +42,7 @@ def _stop_orphaned_up(paths: LabPaths) -> None:
 
 def down(paths: LabPaths) -> None:
     _stop_orphaned_up(paths)
+    tunnel.kill_all(paths.key)
     killed = qemu.kill_all(paths.run)
     removed = net.remove(paths)
     if paths.run.exists():
@@ -65,11 +66,10 @@ def _boot_all(paths: LabPaths, topology: Topology, image_dir: Path, accel_name: 
         ssh_port = ssh.free_port()
         labelled = {label: ssh.free_port(preferred if label == "flower" else 0)
                     for label, _ in machine.forwards.items()}
-        forwards = {ssh_port: 22, **{labelled[label]: guest for label, guest in machine.forwards.items()}}
-        cmd = qemu.command(machine, paths.run, image_dir, accel_name, tap, forwards)
+        cmd = qemu.command(machine, paths.run, image_dir, accel_name, tap, {ssh_port: 22})
         qemu.start(cmd, paths.run / f"{machine.name}.qemu.log")
         vms.append({"name": machine.name, "address": machine.address, "ssh_port": ssh_port,
-                    "forwards": labelled, "started": time.monotonic(),
+                    "forwards": labelled, "guest_ports": dict(machine.forwards), "started": time.monotonic(),
                     "pid": int((paths.run / f"{machine.name}.pid").read_text())})
     return {"vms": vms}
 
@@ -107,6 +107,9 @@ def up(paths: LabPaths, topology: Topology, image_dir: Path, user: str, timeout:
         state = _boot_all(paths, topology, image_dir, accel_name, user)
         log(f"{paths.name}: started {len(state['vms'])} VM(s) with {accel_name}, waiting for SSH")
         _wait_all(paths, state["vms"], user, timeout)
+        for vm in state["vms"]:
+            for label, host_port in vm["forwards"].items():
+                tunnel.start(paths.run, paths.key, user, vm, host_port, vm["guest_ports"][label])
     except BaseException:
         down(paths)
         raise

@@ -23,6 +23,12 @@ def free_port(preferred: int = 0) -> int:
     raise RuntimeError("no free port on 127.0.0.1")
 
 
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def keygen(key: Path, comment: str) -> Path:
     key.unlink(missing_ok=True)
     key.with_suffix(".pub").unlink(missing_ok=True)

@@ -201,6 +201,34 @@ def test_flower_requires_the_password(host):
     assert _flower(host, "/", auth=True)[0] == 200
 
 
+CONNECT_FROM = """
+import socket, sys
+s = socket.socket()
+s.settimeout(5)
+s.bind((sys.argv[1], 0))
+try:
+    s.connect((sys.argv[2], int(sys.argv[3])))
+    s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+    print(s.recv(12).decode() or "closed")
+except OSError as e:
+    print(type(e).__name__)
+"""
+
+
+@labtest.unit("celery-flower")
+def test_flower_drops_clients_outside_its_allow_list(host):
+    """systemd's IPAddressAllow admits the private segment only: a connection from the same VM's
+    NAT address (outside the allow-list) never gets an answer, one from the private address does."""
+    only(host, "flower")
+    if manager(host) != "systemd":
+        pytest.skip("the IP allow-list is a systemd unit setting")
+    private = labtest.private_address(host)
+    addresses = host.check_output("ip -4 -o addr show scope global | awk '{print $4}'").split()
+    outside = [a.split("/")[0] for a in addresses if a.split("/")[0] != private]
+    assert outside, addresses
+    assert host.check_output("python3 -c %s %s %s 5555", CONNECT_FROM, private, private).startswith("HTTP/1.1 401")
+    assert host.check_output("python3 -c %s %s %s 5555", CONNECT_FROM, outside[0], private) == "TimeoutError"
+
 @labtest.unit("celery-flower")
 def test_flower_lists_every_worker_and_metrics_report_them_online(host):
     only(host, "flower")
