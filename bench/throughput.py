@@ -28,6 +28,7 @@ class Config:
     pool: str = "prefork"
     extra: tuple = ()
     conf: dict = field(default_factory=dict)
+    role_args: bool = True  # kit workers: start with the celery_worker role's default flags
 
 
 NO_CHATTER = ("--without-gossip", "--without-mingle", "--without-heartbeat")
@@ -62,6 +63,12 @@ def configs(attribution: bool = True) -> list[Config]:
                    queues="low", task="bench.tasks.bulk_noop"),
             Config("kit-no-result-extended", "kit", "attribution", "kit + result_extended=False",
                    conf={"result_extended": False}),
+            # What Flower's task view costs: the same kit without any task event (worker or producer).
+            Config("kit-no-task-events", "kit", "attribution",
+                   "kit without task events (no --task-events, task_send_sent_event=False); not a "
+                   "deployable default: Flower needs them and turns them on itself",
+                   conf={"worker_send_task_events": False, "task_send_sent_event": False},
+                   role_args=False, extra=tuple(a for a in kit_worker_args() if a != "--task-events")),
         ]
     return out
 
@@ -69,7 +76,7 @@ def configs(attribution: bool = True) -> list[Config]:
 def run_once(s, cfg: Config, n: int, timeout: float) -> dict:
     s.redis.flushall()
     worker = s.start_worker(cfg.kind, "tp", cfg.queues, cfg.concurrency, conf=cfg.conf, pool=cfg.pool,
-                            extra=cfg.extra)
+                            extra=cfg.extra, role_args=cfg.role_args)
     try:
         s.wait_ready(cfg.kind, ["tp"], workers=[worker])
         app = s.client(cfg.kind, conf=cfg.conf)
