@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import accel
+from . import accel, proc
 from .topology import Machine
 
 # Minimal kernel command line: no fsck (throw-away overlays), no CPU-bug
@@ -68,17 +68,7 @@ def start(cmd: list[str], log: Path) -> None:
 def pids_using(run: Path) -> list[int]:
     """PIDs of QEMU processes whose command line mentions ``run``."""
     marker = str(run).encode() + b"/"
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b"qemu-system-x86_64") and any(marker in a for a in argv):
-            found.append(int(entry.name))
-    return found
+    return proc.matching(lambda argv: argv[0].endswith(b"qemu-system-x86_64") and any(marker in a for a in argv))
 
 
 def alive(pid: int) -> bool:

@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import ssh
+from . import proc, ssh
 
 
 def start(run: Path, key: Path, user: str, vm: dict, host_port: int, guest_port: int) -> int:
@@ -36,19 +36,9 @@ def start(run: Path, key: Path, user: str, vm: dict, host_port: int, guest_port:
 
 
 def pids_using(key: Path) -> list[int]:
-    """PIDs of ssh processes started with this lab's key."""
+    """PIDs of ssh tunnels started with this lab's key."""
     marker = str(key).encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b"ssh") and marker in argv and b"-N" in argv:
-            found.append(int(entry.name))
-    return found
+    return proc.matching(lambda argv: argv[0].endswith(b"ssh") and marker in argv and b"-N" in argv)
 
 
 def kill_all(key: Path) -> list[int]:
