@@ -5,18 +5,16 @@
 """
 import argparse
 import json
-import re
 import sys
 
 import celeryconfig
+from celeryconfig._env import mask_url
 from celeryconfig.broker import app_redis_url
-
-_SECRET_IN_URL = re.compile(r"(?P<scheme>[a-z+]+://)(?P<user>[^:@/]*):(?P<password>[^@/]*)@")
 
 
 def mask(value):
     if isinstance(value, str):
-        return _SECRET_IN_URL.sub(lambda m: f"{m['scheme']}{m['user']}:********@", value)
+        return mask_url(value)
     if isinstance(value, dict):
         return {k: mask(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -115,3 +115,85 @@ def test_worker_refuses_to_start_on_a_bad_override(log_dir):
         worker.stop()
     assert worker.popen.returncode != 0
     assert "CELERY_TIMEZONE" in worker.log() and "Nowhere/Atlantis" in worker.log()
+
+
+# Passwords with every character that has a meaning in a URL; each piece between two such
+# characters must stay out of every message.
+SPECIAL_PASSWORDS = ["Zq7@Wx9-one", "Zq7:Wx9-two", "Zq7/Wx9-three", "Zq7#Wx9-four", "Zq7%Wx9-five",
+                     "Zq7?Wx9-six", "Aa1@Bb2:Cc3/Dd4#Ee5%Ff6?Gg7"]
+
+
+def _pieces(password):
+    import re
+    return [p for p in re.split(r"[@:/#%?]", password) if len(p) >= 3]
+
+
+def _quoted(password):
+    from urllib.parse import quote
+    return quote(password, safe="")
+
+
+@pytest.mark.parametrize("password", SPECIAL_PASSWORDS)
+def test_percent_encoded_passwords_are_accepted_and_masked(password):
+    url = f"redis://:{_quoted(password)}@10.0.0.5:6379/0"
+    done = run_config({"CELERY_BROKER_URL": url, "APP_REDIS_URL": url.replace("/0", "/2")}, "--json")
+    assert done.returncode == 0, done.stderr
+    conf = json.loads(done.stdout)
+    assert conf["broker_url"] == "redis://:********@10.0.0.5:6379/0"
+    assert conf["app_redis_url"] == "redis://:********@10.0.0.5:6379/2"
+    for piece in _pieces(password) + [_quoted(password)]:
+        assert piece not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("password", SPECIAL_PASSWORDS)
+@pytest.mark.parametrize("variable", ["CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "APP_REDIS_URL"])
+def test_a_bad_url_is_refused_without_showing_its_password(variable, password):
+    """An unencoded password (or a forgotten host) is refused; the message masks the password."""
+    for url in (f"redis://:{password}@10.0.0.5:6379/0", f"redis://:{password}", f"amqp://guest:{password}@h/"):
+        done = run_config({variable: url})
+        message = done.stdout + done.stderr
+        assert "Traceback" not in message
+        if done.returncode == 0:
+            # Valid as written ("Zq7:Wx9" is a legal password; "redis://:Zq7@Wx9-one" has the host
+            # "Wx9-one", and a host name is never masked); everything before the last "@" must be.
+            assert url.startswith("redis://:"), url
+            hidden = _pieces(url[len("redis://:"):url.rindex("@")])
+        else:
+            assert variable in done.stderr and "********" in done.stderr, done.stderr
+            hidden = _pieces(password)
+        for piece in hidden:
+            assert piece not in message, f"{piece!r} of the password leaked: {message}"
+
+
+def test_celery_and_redis_decode_a_percent_encoded_password(tmp_path, log_dir):
+    """A real redis-server with requirepass: the kit's broker, backend and app Redis all log in."""
+    password = "a@b:c/d#e%f?g+h i"
+    port = procs.free_port()
+    conf = tmp_path / "redis.conf"
+    conf.write_text(f'port {port}\nbind 127.0.0.1\nsave ""\nappendonly no\ndir {tmp_path}\n'
+                    f'requirepass "{password}"\n')
+    conf.chmod(0o600)
+    server = procs.Proc(f"redis-auth-{port}", ["redis-server", str(conf)], log_dir)
+    try:
+        procs.wait_for_port(port)
+        base = f"redis://:{_quoted(password)}@127.0.0.1:{port}"
+        probe = ("from app.celery import app\n"
+                 "from app.state import redis_client\n"
+                 "with app.connection_for_write() as conn:\n"
+                 "    conn.ensure_connection(max_retries=1)\n"
+                 "    conn.default_channel.client.ping()\n"
+                 "assert app.backend.client.ping()\n"
+                 "assert redis_client().ping()\n"
+                 "print('logged in')\n")
+        env = {"CELERY_BROKER_URL": f"{base}/0", "CELERY_RESULT_BACKEND": f"{base}/1",
+               "APP_REDIS_URL": f"{base}/2"}
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "APP_"))}
+        done = subprocess.run([sys.executable, "-c", probe], env={**clean, **env},
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and "logged in" in done.stdout, done.stderr[-2000:]
+        wrong = {k: v.replace(_quoted(password), _quoted(password + "x")) for k, v in env.items()}
+        done = subprocess.run([sys.executable, "-c", probe], env={**clean, **wrong},
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0, "a wrong password logged in: the test proves nothing"
+    finally:
+        server.stop()
