@@ -13,6 +13,7 @@ app = Celery("app", include=[
     "app.tasks.bulk",
     "app.tasks.failing",
     "app.tasks.periodic",
+    "app.tasks.probe",
 ])
 app.config_from_object("celeryconfig")
 

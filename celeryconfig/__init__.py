@@ -36,6 +36,7 @@ from .reliability import (  # noqa: F401
 from .reliability import track_started_annotations as _track_started_annotations
 from .events import result_extended, task_send_sent_event, worker_send_task_events  # noqa: F401
 from .beat import beat_schedule, beat_trace_interval  # noqa: F401
+from .redelivery import max_redeliveries as _max_redeliveries  # noqa: F401  (connects the cap's signals)
 
 
 # Per-task settings from several concerns, merged by task name.

@@ -4,6 +4,12 @@
 - ``default`` ordinary short tasks
 - ``long``    slow tasks (seconds to minutes); never prefetched behind each other
 - ``low``     bulk, fire-and-forget work where throughput matters more than latency
+
+Routes to ``long`` carry message priority 9, the lowest on Redis (where 0, the priority of every
+message that sets none, is the highest). Kombu keeps one Redis list per priority step (0, 3, 6, 9)
+and a worker's BRPOP asks for step 0 of all its queues before step 9, so a worker that consumes
+``high`` (or ``default``) *and* ``long`` gives a free process waiting short work first, and still
+never leaves a process idle while a slow task waits (measured in bench/: ``make bench-layouts``).
 """
 from kombu import Exchange, Queue
 
@@ -21,6 +27,7 @@ _DEFAULT_ROUTES = {
     "app.tasks.io.*": "default",
     "app.tasks.failing.*": "default",
     "app.tasks.periodic.*": "default",
+    "app.tasks.probe.*": "default",
     "app.tasks.long.*": "long",
     "app.tasks.bulk.*": "low",
 }
@@ -40,4 +47,16 @@ def _routes() -> dict:
     return routes
 
 
-task_routes = {pattern: {"queue": queue} for pattern, queue in _routes().items()}
+# Message priority by queue class (Redis: 0 is the highest, and the default). Queues not listed
+# carry no priority.
+PRIORITY_BY_QUEUE = {"long": 9}
+
+
+def _route(queue: str) -> dict:
+    route = {"queue": queue}
+    if queue in PRIORITY_BY_QUEUE:
+        route["priority"] = PRIORITY_BY_QUEUE[queue]
+    return route
+
+
+task_routes = {pattern: _route(queue) for pattern, queue in _routes().items()}

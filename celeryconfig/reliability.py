@@ -9,6 +9,7 @@
   with slow or latency-sensitive tasks prefetch 1; bulk queues may prefetch more. The worker's
   multiplier is the smallest class value among the queues it consumes
   (``CELERY_WORKER_QUEUES``), unless ``CELERY_WORKER_PREFETCH_MULTIPLIER`` says otherwise.
+- Connection loss: running tasks are left to finish (see the setting below).
 - Redis ``visibility_timeout``: an unacknowledged message is redelivered after this long. It must
   be longer than the longest task plus the longest countdown/ETA the app uses, or a task still
   running (or still waiting for its ETA) would be delivered a second time.
@@ -33,7 +34,13 @@ track_started_annotations = {
     "app.tasks.long.process": {"track_started": True},
     "app.tasks.long.sleep": {"track_started": True},
 }
-worker_cancel_long_running_tasks_on_connection_loss = True
+# When the broker connection drops (a Redis restart, a network partition), let running tasks
+# finish. Cancelling them (Celery's opt-in) loses them: the cancelled late-acked task cannot
+# write its retry state to the unreachable Redis and ends as revoked, its message acknowledged.
+# Left running, the task completes and stores its result once Redis is back; its message, which
+# can no longer be acknowledged on the lost channel, is delivered again after the visibility
+# timeout at the latest: a duplicate, never a loss (tests/test_broker_restart.py).
+worker_cancel_long_running_tasks_on_connection_loss = False
 
 worker_queues = csv("CELERY_WORKER_QUEUES", DECLARED_QUEUES)
 for _queue in worker_queues:
