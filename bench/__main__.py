@@ -1,4 +1,4 @@
-"""``python -m bench [--smoke] [--only mixed,throughput,memory] [--results DIR]``
+"""``python -m bench [--smoke] [--only mixed,throughput,memory,layouts] [--results DIR]``
 
 Runs the benchmarks against a private redis-server and real workers, prints the ratios against
 the targets of issue 5 and writes JSON, PNG plots and RESULTS.md under ``--results``.
@@ -25,14 +25,21 @@ PROFILES = {
         # everything) is at 80 %, 95 % and 110 % of its capacity of ~4/s, i.e. from near
         # saturation to overloaded; below that neither layout queues (bench/README.md).
         "mixed": dict(rates_long=[3.2, 3.8, 4.4], rate_instant=10.0, duration=10.0, reps=3,
-                      processes=4, long_processes=3, drain_timeout=40.0),
+                      processes=4, sides=["kit", "default"], drain_timeout=40.0),
+        # Benchmark 4 (make bench-layouts, not part of make bench): the default layout against
+        # Celery's defaults and the alternatives on three workloads at 50/80/95 % offered load.
+        "layouts": dict(workloads=list(mixed.WORKLOADS), loads=[0.5, 0.8, 0.95],
+                        sides=["kit", "default", "shared-solo"], duration=10.0, reps=3,
+                        drain_timeout=60.0),
         "throughput": dict(n=500, reps=3, timeout=90.0, attribution=True, attribution_reps=3),
         "memory": dict(n=100_000, concurrency=2, chunk=500, backlog=3000, time_cap=300.0),
     },
     "smoke": {
         "redis_benchmark_requests": 2000,
         "mixed": dict(rates_long=[3.0], rate_instant=10.0, duration=1.5, reps=1,
-                      processes=2, long_processes=1, drain_timeout=15.0),
+                      processes=2, sides=["kit", "default"], drain_timeout=15.0),
+        "layouts": dict(workloads=["cpu-0.25s"], loads=[0.5], sides=["kit", "default"], duration=1.5,
+                        reps=1, drain_timeout=15.0),
         "throughput": dict(n=50, reps=1, timeout=30.0, attribution=False),
         "memory": dict(n=300, concurrency=2, chunk=100, backlog=200, time_cap=30.0),
     },
@@ -41,6 +48,12 @@ SMOKE_THROUGHPUT = {"kit", "celery-defaults", "tuned"}
 TARGET_MIXED_FACTOR = 50
 TARGET_VS_DEFAULTS = 1.0
 TARGET_VS_BEST = 0.9
+# Layout goals: the latency class's p95 at least 20x better than Celery's defaults from 80 % load
+# on, every other class's p95 wait at most 1.25x the defaults' at every load.
+GOAL_INSTANT = 20.0
+GOAL_INSTANT_FROM_LOAD = 0.8
+GOAL_OTHER = 1.25
+SECTIONS = ("mixed", "throughput", "memory", "layouts")
 
 
 def log(msg: str) -> None:
@@ -56,7 +69,7 @@ def summarize_mixed(runs, params) -> dict:
     for rate in params["rates_long"]:
         row = {"rate_long_per_s": rate,
                "offered_load_default": rate / params["processes"],
-               "offered_load_long": rate / params["long_processes"]}
+               }
         for side in ("kit", "default"):
             mine = [r for r in runs if r["rate_long_per_s"] == rate and r["side"] == side]
             row[side] = {k: median([r[k] for r in mine]) for k in (
@@ -68,8 +81,7 @@ def summarize_mixed(runs, params) -> dict:
         row["instant_p95_default_over_kit"] = p95_ratio
         row["target_met"] = p95_ratio is not None and p95_ratio >= TARGET_MIXED_FACTOR
         by_rate.append(row)
-    return {"processes": params["processes"], "kit_layout": {
-                "high": params["processes"] - params["long_processes"], "long": params["long_processes"]},
+    return {"processes": params["processes"], "kit_layout": mixed.LAYOUTS["kit"].what,
             "rate_instant_per_s": params["rate_instant"], "duration_s": params["duration"],
             "reps": params["reps"], "target": f"kit instant p95 <= default instant p95 / {TARGET_MIXED_FACTOR}",
             "by_rate": by_rate}
@@ -99,8 +111,8 @@ def results_table(summary: dict) -> str:
     lines = []
     m = summary.get("mixed")
     if m:
-        lines += [f"### Mixed load ({m['processes']} processes; kit: high {m['kit_layout']['high']} + long "
-                  f"{m['kit_layout']['long']}; instant tasks at {m['rate_instant_per_s']}/s; medians of {m['reps']} reps)",
+        lines += [f"### Mixed load (N = {m['processes']} processes; kit: {m['kit_layout']}; instant tasks at "
+                  f"{m['rate_instant_per_s']}/s; medians of {m['reps']} reps)",
                   "",
                   "| 1-s tasks/s | default instant p50 / p95 / max (s) | kit instant p50 / p95 / max (s) "
                   "| default ÷ kit (p95) | target ≥ 50× | long-task p95 wait default / kit (s) |",
@@ -137,7 +149,42 @@ def results_table(summary: dict) -> str:
             lines.append(f"| {name}: {side['what']} | {side['idle_rss_mib']:.1f} | {side['after_rss_mib']:.1f} | "
                          f"{side['peak_rss_mib'] or 0:.1f} |")
         lines.append("")
+    lay = summary.get("layouts")
+    if lay:
+        lines += layouts_table(lay)
     return "\n".join(lines)
+
+
+def layouts_table(lay: dict) -> list[str]:
+    p, g = lay["params"], lay["goals"]
+    f = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
+    x = lambda v, d=0: "n/a" if v is None else f"{v:.{d}f}×"  # noqa: E731
+    yes = lambda v: "–" if v is None else ("met" if v else "**NOT met**")  # noqa: E731
+    lines = [f"### Worker layouts on three workloads (medians of {p['reps']} reps of {p['duration']:.0f} s; "
+             f"goals: instant p95 ≥ {g['instant_p95_default_over_side_min']:.0f}× better than Celery's defaults "
+             f"from {g['from_load']:.0%} load, slow-task p95 wait ≤ {g['long_p95_side_over_default_max']}× the "
+             f"defaults')", "", "| layout | workers (N = the workload's processes) |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in lay["layouts"].items()]
+    lines.append("")
+    for wname, w in lay["workloads"].items():
+        sides = [k for k in p["sides"] if k != "default"]
+        lines += [f"#### {wname}: {w['what']}", "",
+                  "| load | slow/s | instant/s | layout | instant p95 (s) | ÷ default | instant goal "
+                  "| slow p95 wait (s) | × default | slow goal | worker CPU s |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for row in w["by_load"]:
+            d = row["sides"]["default"]
+            head = f"| {row['load']:.0%} | {row['rate_long_per_s']:.2f} | {row['rate_instant_per_s']:.2f}"
+            lines.append(f"{head} | default | {f(d['instant_wait_p95_s'])} | | | {f(d['long_wait_p95_s'])} | | | "
+                         f"{f(d['worker_cpu_s'])} |")
+            for side in sides:
+                m = row["sides"][side]
+                lines.append(f"| | | | {side} | {f(m['instant_wait_p95_s'])} | {x(m['instant_p95_default_over_side'])} | "
+                             f"{yes(m['instant_goal'])} | {f(m['long_wait_p95_s'])} | "
+                             f"{x(m['long_p95_side_over_default'], 2)} | {yes(m['long_goal'])} | "
+                             f"{f(m['worker_cpu_s'])} |")
+        lines.append("")
+    return lines
 
 
 def _cpu(row) -> str:
@@ -151,7 +198,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny version (CI): seconds, no timing targets")
-    parser.add_argument("--only", default="mixed,throughput,memory")
+    parser.add_argument("--only", default=None,
+                        help="comma-separated sections (default: mixed,throughput,memory; with --smoke all four)")
+    parser.add_argument("--layout-sides", default=None, help="layouts section: comma-separated layouts "
+                        f"(at most 5, must include default and kit; known: {','.join(mixed.LAYOUTS)})")
+    parser.add_argument("--layout-workloads", default=None,
+                        help=f"layouts section: comma-separated workloads (known: {','.join(mixed.WORKLOADS)})")
+    parser.add_argument("--layout-loads", default=None, help="layouts section: comma-separated offered loads")
+    parser.add_argument("--layout-reps", type=int, default=None)
     parser.add_argument("--memory-time-cap", type=float, default=None,
                         help="seconds the memory benchmark may run (default 300; it stops at 100,000 tasks); "
                              "with make bench, raise BENCH_TIMEOUT too")
@@ -159,7 +213,10 @@ def main(argv=None) -> int:
                         help="output folder (default bench/results, or bench/results/tmp with --smoke)")
     args = parser.parse_args(argv)
     profile = PROFILES["smoke" if args.smoke else "full"]
-    only = {x.strip() for x in args.only.split(",") if x.strip()}
+    only_arg = args.only or ("mixed,throughput,memory,layouts" if args.smoke else "mixed,throughput,memory")
+    only = {x.strip() for x in only_arg.split(",") if x.strip()}
+    if only - set(SECTIONS):
+        parser.error(f"unknown section(s) {sorted(only - set(SECTIONS))}; known: {', '.join(SECTIONS)}")
     out_dir = args.results or (harness.ROOT / "bench" / "results" / ("tmp" if args.smoke else ""))
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -168,6 +225,7 @@ def main(argv=None) -> int:
                "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
                            "celery": __import__("celery").__version__, "load_avg_at_start": list(
                                __import__("os").getloadavg())},
+               "commit": _git_commit(),
                "kit_worker_flags": list(harness.kit_worker_args())}
 
     def dump(name, data):
@@ -200,6 +258,28 @@ def main(argv=None) -> int:
                                 "configs": tsum, "runs": runs})
             plots.throughput(tsum, out_dir / "throughput.png")
 
+        if "layouts" in only:
+            p = dict(profile["layouts"])
+            if args.layout_sides:
+                p["sides"] = [x.strip() for x in args.layout_sides.split(",") if x.strip()]
+            if args.layout_workloads:
+                p["workloads"] = [x.strip() for x in args.layout_workloads.split(",") if x.strip()]
+            if args.layout_loads:
+                p["loads"] = [float(x) for x in args.layout_loads.split(",") if x.strip()]
+            if args.layout_reps:
+                p["reps"] = args.layout_reps
+            if "default" not in p["sides"] or "kit" not in p["sides"]:
+                parser.error("--layout-sides must include default and kit")
+            log("== 4. worker layouts")
+            started_l = time.time()
+            runs = mixed.run_layouts(s, log=log, **p)
+            summary["layouts"] = mixed.summarize_layouts(runs, p, GOAL_INSTANT, GOAL_OTHER, GOAL_INSTANT_FROM_LOAD)
+            summary["layouts"]["elapsed_s"] = round(time.time() - started_l, 1)
+            summary["layouts"]["load_avg_at_start"] = summary["machine"]["load_avg_at_start"]
+            summary["layouts"]["commit"] = summary["commit"]
+            dump("layouts", {"started_utc": summary["started_utc"], "summary": summary["layouts"], "runs": runs})
+            plots.layouts(summary["layouts"], out_dir)
+
         if "memory" in only:
             p = dict(profile["memory"])
             if args.memory_time_cap:
@@ -212,7 +292,7 @@ def main(argv=None) -> int:
 
     summary["elapsed_s"] = round(time.time() - started, 1)
     # A partial run (--only) keeps the other sections of the last recorded run, labelled as such.
-    for section in sorted({"mixed", "throughput", "memory"} - only):
+    for section in sorted(set(SECTIONS) - only):
         path = out_dir / f"{section}.json"
         if not path.exists():
             continue
@@ -220,6 +300,7 @@ def main(argv=None) -> int:
         summary[section] = {"mixed": lambda d: d["summary"],
                             "throughput": lambda d: {"verdict": d["verdict"], "configs": d["configs"]},
                             "memory": lambda d: {k: v for k, v in d.items() if k not in ("samples", "params")},
+                            "layouts": lambda d: d["summary"],
                             }[section](data)
         summary.setdefault("sections_from_earlier_run", {})[section] = data.get("started_utc")
     dump("summary", summary)
@@ -244,6 +325,18 @@ def _smoke_throughput(s, p):
     return cfgs, runs, tsum
 
 
+def _git_commit() -> str | None:
+    import subprocess
+    try:
+        out = subprocess.run(["git", "-C", str(harness.ROOT), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(harness.ROOT), "status", "--porcelain", "--", "bench",
+                                "celeryconfig"], capture_output=True, text=True, timeout=10).stdout.strip()
+        return out.stdout.strip() + ("+uncommitted bench/celeryconfig changes" if dirty else "") or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def _print_ratios(summary) -> None:
     log("\n== ratios" + (" (smoke run: numbers are meaningless)" if summary["profile"] == "smoke" else ""))
     m = summary.get("mixed")
@@ -266,6 +359,18 @@ def _print_ratios(summary) -> None:
             log(f"  {name:28s} {row['tasks_per_s'] or 0:6.0f}/s  x{row['over_celery_defaults'] or 0:.2f} defaults"
                 f"  {row['redis_commands_per_task']:.1f} cmds/task  {_cpu(row)} CPU ms/task  "
                 f"{(row['fraction_of_redis_ceiling'] or 0) * 100:.1f}% of Redis ceiling")
+    lay = summary.get("layouts")
+    if lay:
+        for wname, w in lay["workloads"].items():
+            for row in w["by_load"]:
+                for side, m in row["sides"].items():
+                    if side == "default":
+                        continue
+                    log(f"layouts {wname:10s} load {row['load']:.0%} {side:11s} instant p95 "
+                        f"{m['instant_wait_p95_s'] or 0:.4f}s = {m['instant_p95_default_over_side'] or 0:.0f}x better "
+                        f"(goal {'-' if m['instant_goal'] is None else 'met' if m['instant_goal'] else 'NOT met'}); "
+                        f"slow p95 wait {m['long_wait_p95_s'] or 0:.3f}s = {m['long_p95_side_over_default'] or 0:.2f}x "
+                        f"default's (goal {'met' if m['long_goal'] else 'NOT met'})")
     mem = summary.get("memory")
     if mem:
         for name, side in mem["sides"].items():

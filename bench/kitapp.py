@@ -9,6 +9,7 @@ from bench.tasks import apply_overrides, register
 
 STANDS_IN_FOR = {
     "bench.tasks.sleep1": "app.tasks.long.sleep",      # queue long
+    "bench.tasks.spin": "app.tasks.long.process",      # queue long
     "bench.tasks.instant": "app.tasks.urgent.ping",    # queue high
     "bench.tasks.noop": "app.tasks.math.add",          # queue default
     "bench.tasks.bulk_noop": "app.tasks.bulk.record",  # queue low, ignore_result

@@ -29,13 +29,56 @@ def mixed(summary: dict, path: Path) -> None:
     ax.legend(fontsize=8)
     ax2.set_xlabel("1-second tasks per s")
     ax2.set_ylabel("wait of 1-second tasks (s)")
-    ax2.set_title(f"The price: 1-second tasks (kit: {summary['kit_layout']['long']} of "
-                  f"{summary['processes']} processes)", fontsize=10)
+    ax2.set_title("1-second tasks (kit: all N processes on long + a solo worker on high)", fontsize=10)
     ax2.grid(True, alpha=0.3)
     ax2.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+LAYOUT_STYLE = {"kit": ("tab:green", "-o"), "default": ("tab:red", "-s"), "split": ("tab:purple", "--^"),
+                "shared": ("tab:orange", "--v"), "shared-solo": ("tab:blue", "--D"),
+                "kit-threads": ("tab:olive", ":x")}
+
+
+def layouts(summary: dict, out_dir: Path) -> list[Path]:
+    """One PNG per workload: latency class p95 (log) and slow class p95 wait against offered load."""
+    paths = []
+    g = summary["goals"]
+    for wname, w in summary["workloads"].items():
+        rows = w["by_load"]
+        loads = [r["load"] * 100 for r in rows]
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
+        for side in summary["params"]["sides"]:
+            color, style = LAYOUT_STYLE.get(side, ("black", "-"))
+            ax.plot(loads, [max(r["sides"][side]["instant_wait_p95_s"] or 1e-4, 1e-4) for r in rows], style,
+                    color=color, label=side)
+            ax2.plot(loads, [r["sides"][side]["long_wait_p95_s"] or 0 for r in rows], style, color=color,
+                     label=side)
+        d_inst = [r["sides"]["default"]["instant_wait_p95_s"] for r in rows]
+        ax.plot(loads, [v / g["instant_p95_default_over_side_min"] if v else None for v in d_inst], ":",
+                color="grey", label=f"goal: default ÷ {g['instant_p95_default_over_side_min']:.0f}")
+        d_long = [r["sides"]["default"]["long_wait_p95_s"] or 0 for r in rows]
+        ax2.plot(loads, [v * g["long_p95_side_over_default_max"] for v in d_long], ":", color="grey",
+                 label=f"limit: default × {g['long_p95_side_over_default_max']}")
+        ax.set_yscale("log")
+        ax.set_xlabel("offered load of the slow tasks (% of N processes)")
+        ax.set_ylabel("instant-task p95 wait (s, log)")
+        ax.set_title(f"{wname}: latency class", fontsize=10)
+        ax2.set_xlabel("offered load of the slow tasks (% of N processes)")
+        ax2.set_ylabel("slow-task p95 wait (s)")
+        ax2.set_title(f"{wname}: slow class (N = {w['processes']})", fontsize=10)
+        for a in (ax, ax2):
+            a.grid(True, which="both", alpha=0.3)
+            a.legend(fontsize=8)
+        fig.suptitle(w["what"] + f"; medians of {summary['params']['reps']}", fontsize=9)
+        fig.tight_layout()
+        path = out_dir / f"layouts_{wname}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
 
 
 def throughput(summary: dict, path: Path) -> None:
@@ -80,6 +123,8 @@ def replot(results: Path) -> None:
         mixed(json.loads((results / "mixed.json").read_text())["summary"], results / "mixed_latency_vs_load.png")
     if (results / "throughput.json").exists():
         throughput(json.loads((results / "throughput.json").read_text())["configs"], results / "throughput.png")
+    if (results / "layouts.json").exists():
+        layouts(json.loads((results / "layouts.json").read_text())["summary"], results)
     if (results / "memory.json").exists():
         memory(json.loads((results / "memory.json").read_text()), results / "memory.png")
 

@@ -3,6 +3,7 @@
 Each task records what the benchmark measures in Redis (``BENCH_REDIS_URL``, its own database),
 so the numbers do not depend on whether a configuration stores results.
 """
+import hashlib
 import os
 import time
 
@@ -30,6 +31,19 @@ def register(app) -> None:
         """The slow task of the mixed load: records how long it waited, then sleeps."""
         _redis().rpush(WAIT_LONG, time.time() - sent_at)
         time.sleep(seconds)
+
+    @app.task(name="bench.tasks.spin")
+    def spin(sent_at, cpu_seconds=0.25):
+        """A CPU-bound slow task: records how long it waited, then hashes until it has used
+        ``cpu_seconds`` of CPU time (so its work is fixed; its wall time grows when the cores
+        are shared)."""
+        _redis().rpush(WAIT_LONG, time.time() - sent_at)
+        end = time.process_time() + cpu_seconds
+        digest = b"bench"
+        while time.process_time() < end:
+            for _ in range(500):
+                digest = hashlib.sha256(digest).digest()
+        return digest.hex()[:8]
 
     @app.task(name="bench.tasks.instant")
     def instant(sent_at):

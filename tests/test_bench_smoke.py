@@ -72,10 +72,28 @@ def test_memory_reports_idle_and_after_rss_with_and_without_limits(smoke):
     assert (out / "memory.png").stat().st_size > 0
 
 
+def test_layouts_report_both_classes_per_workload_and_side(smoke):
+    out, _ = smoke
+    lay = load(out, "layouts")
+    summary = lay["summary"]
+    assert {"kit", "default"} <= set(summary["params"]["sides"])
+    for wname, w in summary["workloads"].items():
+        for row in w["by_load"]:
+            for side in ("kit", "default"):
+                m = row["sides"][side]
+                for key in ("instant_wait_p95_s", "long_wait_p95_s", "worker_cpu_s"):
+                    assert isinstance(m[key], float), (wname, side, key)
+            assert "instant_p95_default_over_side" in row["sides"]["kit"]
+            assert "long_p95_side_over_default" in row["sides"]["kit"]
+        assert (out / f"layouts_{wname}.png").stat().st_size > 0
+    assert all(run["instant_started"] == run["instant_sent"] > 0 for run in lay["runs"])
+    assert all(run["long_started"] == run["long_sent"] for run in lay["runs"])
+
+
 def test_summary_and_results_table(smoke):
     out, _ = smoke
     summary = load(out, "summary")
-    assert {"mixed", "throughput", "memory", "redis_benchmark"} <= set(summary)
+    assert {"mixed", "throughput", "memory", "layouts", "redis_benchmark"} <= set(summary)
     assert "p95" in (out / "RESULTS.md").read_text()
 
 
