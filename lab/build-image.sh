@@ -3,8 +3,8 @@
 #   debootstrap -> small tweaks in the chroot -> mkfs.ext4 -d -> qcow2
 # plus the kernel and initrd next to it (the launcher boots with -kernel/-initrd).
 #
-# The result lives in $LAB_CACHE/images/<release>-<recipe hash>/ and is reused
-# until this script, lab/image/* or the variables below change. The directory
+# The result lives in $LAB_IMAGE_CACHE/<release>-<recipe hash>/ (outside the checkout, so a fresh
+# clone reuses it) and is reused until this script, lab/image/* or the variables below change. The directory
 # is printed on stdout as the last line, so callers can do
 #   image_dir=$(lab/build-image.sh | tail -n1)
 #
@@ -18,8 +18,14 @@ repo=$(dirname "$here")
 LAB_RELEASE=${LAB_RELEASE:-bookworm}
 LAB_MIRROR=${LAB_MIRROR:-http://deb.debian.org/debian}
 LAB_SECURITY_MIRROR=${LAB_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
-LAB_CACHE=${LAB_CACHE:-$repo/.cache/lab}
+LAB_IMAGE_CACHE=${LAB_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/celery-kit-lab/images}
 LAB_DISK_SIZE=${LAB_DISK_SIZE:-4G}
+# Debian packages the kit's roles install, preinstalled at native speed (apt under TCG takes
+# minutes per VM). The roles still run their apt tasks; on this image they change nothing.
+# LAB_PRELOAD= (empty) builds the bare image, which proves a stock Debian converges.
+LAB_PRELOAD=${LAB_PRELOAD-redis-server supervisor python3-venv python3-packaging nftables}
+# Services those packages enable on install; on the lab's hosts only the roles decide.
+preload_disabled_units=(redis-server.service supervisor.service nftables.service)
 
 # What a stock Debian cloud image has, minus cloud-init (see lab/image/lab-seed.service):
 # systemd as init, udev, dbus, SSH, Python for Ansible, sudo, CA certificates.
@@ -42,12 +48,13 @@ masked_units=(
 recipe_hash() {
   {
     cat "$0" "$here"/image/*
-    printf '%s\n' "$LAB_RELEASE" "$LAB_MIRROR" "$LAB_SECURITY_MIRROR" "$LAB_DISK_SIZE"
+    printf '%s\n' "$LAB_RELEASE" "$LAB_MIRROR" "$LAB_SECURITY_MIRROR" "$LAB_DISK_SIZE" "$LAB_PRELOAD"
   } | sha256sum | cut -c1-12
 }
 
-images="$LAB_CACHE/images"
-out="$images/$LAB_RELEASE-$(recipe_hash)"
+images="$LAB_IMAGE_CACHE"
+flavor=$([[ -n "$LAB_PRELOAD" ]] && echo preloaded || echo bare)
+out="$images/$LAB_RELEASE-$flavor-$(recipe_hash)"
 if [[ -f "$out/base.qcow2" && -f "$out/vmlinuz" && -f "$out/initrd.img" ]]; then
   echo "lab-image: cached $out" >&2
   echo "$out"
@@ -75,7 +82,9 @@ trap cleanup EXIT
 
 start=$(date +%s)
 echo "lab-image: debootstrap $LAB_RELEASE from $LAB_MIRROR" >&2
-debootstrap --variant=minbase --include="$(IFS=,; echo "${packages[*]}")" \
+read -r -a preload <<<"$LAB_PRELOAD"
+include=("${packages[@]}" "${preload[@]}")
+debootstrap --variant=minbase --include="$(IFS=,; echo "${include[*]}")" \
   "$LAB_RELEASE" "$rootfs" "$LAB_MIRROR" >"$work/debootstrap.log" 2>&1 || {
   tail -n 30 "$work/debootstrap.log" >&2
   exit 1
@@ -122,6 +131,9 @@ install -m 0755 "$here/image/lab-seed" "$rootfs/usr/local/sbin/lab-seed"
 install -m 0644 "$here/image/lab-seed.service" "$rootfs/etc/systemd/system/lab-seed.service"
 in_root systemctl enable lab-seed.service systemd-networkd.service >/dev/null 2>&1
 in_root systemctl mask "${masked_units[@]}" >/dev/null 2>&1
+if [[ -n "$LAB_PRELOAD" ]]; then
+  in_root systemctl disable "${preload_disabled_units[@]}" >/dev/null 2>&1 || true
+fi
 
 in_root apt-get clean
 rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/*.log "$rootfs"/var/cache/debconf/*-old
@@ -145,7 +157,7 @@ mv "$work/vmlinuz" "$work/initrd.img" "$work/debootstrap.log" "$out/"
 mv "$work/base.qcow2" "$out/base.qcow2"   # last: its presence marks the image complete
 rmdir "$work"
 # Older recipes of this release are dead weight (a running VM keeps its open backing file).
-for old in "$images/$LAB_RELEASE"-*; do
+for old in "$images/$LAB_RELEASE-$flavor"-*; do
   [[ "$old" == "$out" || "$old" == *.work ]] || rm -rf "$old"
 done
 echo "lab-image: built $out in $(( $(date +%s) - start ))s" >&2

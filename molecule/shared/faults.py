@@ -1,0 +1,303 @@
+#!/usr/bin/env python3
+"""Faults under load on a converged lab, counted by a ledger that lives outside what breaks.
+
+For each fault, a load generator on the ``control`` VM publishes ``app.tasks.probe.record`` tasks
+at a steady rate (instant ones on ``default``/``high``, 20-40 s ones on ``long``) and records each
+task id only after ``apply_async`` returned (``published.jsonl`` on control). Each task appends its
+id to an fsynced ledger on its worker's disk when it completes (``app.tasks.probe``). The fault is
+injected while a ``long`` task runs; afterwards the ledgers are collected and compared:
+
+- lost: published, never completed (a task moved to the dead-letter list on purpose is counted
+  as dead-lettered, not lost);
+- duplicates: completed more than once (late acks make some expected; each is listed with its
+  completions so it can be explained);
+- recovery_s: the longest stretch without any completion between the fault and the end of the
+  window (how long the fleet stopped processing).
+
+Usage (the lab must be converged with ansible/site.yml):
+    python molecule/shared/faults.py --lab mol-default --out molecule/results/faults.json [--only NAME,...]
+Exit status 1 if any fault lost a task it must not lose.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+EXEC = "/opt/celery/bin/celery-kit-exec /etc/celery/common.env --"
+PYTHON = "/opt/celery/current/venv/bin/python"
+LEDGER_GLOB = "/var/lib/celery/worker-*/ledger.jsonl"
+WORK = "/var/tmp/kit-faults"
+
+GENERATOR = r'''
+import json, os, random, sys, time
+from app.celery import app
+name, count, rate, n_long = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+rng = random.Random(name)
+out = open(f"{WORK}/published-{name}.jsonl", "a")
+t0 = time.time()
+for i in range(count + n_long):
+    if i < n_long:
+        queue, kwargs = "long", {"seconds": rng.uniform(20, 40)}
+    else:
+        queue, kwargs = ("high" if i % 2 else "default"), {"seconds": 0}
+    task_id = f"{name}-{i:05d}"
+    while True:   # a failed publish is retried with the same id: a message published twice
+        try:      # then shows up as a duplicate, never as a loss
+            app.send_task("app.tasks.probe.record", kwargs=kwargs, queue=queue, task_id=task_id,
+                          retry=True, retry_policy={"max_retries": 3, "interval_start": 0.2,
+                                                    "interval_step": 0.5, "interval_max": 1})
+            break
+        except Exception as exc:
+            print(f"publish {task_id}: {exc!r}", file=sys.stderr, flush=True)
+            time.sleep(0.5)
+    out.write(json.dumps({"id": task_id, "queue": queue, "t": time.time()}) + "\n")
+    if i % 50 == 0:
+        out.flush(); os.fsync(out.fileno())
+    if i >= n_long:
+        time.sleep(max(0.0, t0 + (i - n_long + 1) / rate - time.time()))
+out.flush(); os.fsync(out.fileno())
+print(json.dumps({"published": count + n_long, "seconds": time.time() - t0}))
+'''.replace("{WORK}", WORK)
+
+
+class Fleet:
+    """The lab's VMs over SSH (labctl's instance config: forwarded port, key, user)."""
+
+    def __init__(self, lab: str):
+        out = subprocess.run([sys.executable, str(REPO / "lab" / "labctl"), "instance-config", "--name", lab],
+                             check=True, capture_output=True, text=True).stdout
+        self.hosts = {i["instance"]: i for i in json.loads(out)}
+
+    def _argv(self, host: str, command: str) -> list[str]:
+        i = self.hosts[host]
+        return ["ssh", "-i", i["identity_file"], "-p", str(i["port"]), "-o", "BatchMode=yes",
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                "-o", "ConnectTimeout=5", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
+                f"{i['user']}@{i['address']}", command]
+
+    def run(self, host: str, command: str, stdin: str | None = None, timeout: float = 120,
+            check: bool = True) -> subprocess.CompletedProcess:
+        proc = subprocess.run(self._argv(host, f"sudo sh -c {shlex.quote(command)}"), input=stdin, text=True,
+                              capture_output=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"{host}: {command!r} exited {proc.returncode}: {proc.stderr.strip()[-800:]}")
+        return proc
+
+    def start(self, host: str, command: str, stdin: str | None = None) -> subprocess.Popen:
+        proc = subprocess.Popen(self._argv(host, f"sudo sh -c {shlex.quote(command)}"), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if stdin is not None:
+            proc.stdin.write(stdin)
+        proc.stdin.close()
+        return proc
+
+    def wait_ssh(self, host: str, timeout: float = 900) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.run(host, "systemctl is-system-running --wait >/dev/null 2>&1; true", timeout=60,
+                            check=False).returncode == 0:
+                    return
+            except subprocess.TimeoutExpired:
+                pass
+            time.sleep(3)
+        raise TimeoutError(f"{host} did not come back within {timeout:.0f}s")
+
+    def reboot(self, host: str, how: str) -> None:
+        """``clean``: systemctl reboot; ``hard``: the kernel reboots at once, no sync (a power cut)."""
+        command = "systemctl reboot" if how == "clean" else "echo 1 > /proc/sys/kernel/sysrq; echo b > /proc/sysrq-trigger"
+        try:
+            self.run(host, f"(sleep 1; {command}) >/dev/null 2>&1 &", timeout=20, check=False)
+        except subprocess.TimeoutExpired:
+            pass
+        time.sleep(10)
+
+    def redis_cli(self, args: str) -> str:
+        auth = "REDISCLI_AUTH=$(awk '/^requirepass/ {print $2}' /etc/redis/celery-auth.conf | tr -d '\"')"
+        return self.run("broker", f"{auth} redis-cli --no-auth-warning {args}").stdout.strip()
+
+    def long_task_running(self) -> bool:
+        out = self.run("control", f"{EXEC} {PYTHON} -m celery -A app inspect active --json -t 5",
+                       check=False, timeout=60).stdout
+        try:
+            replies = json.loads(out.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return False
+        return any(t.get("delivery_info", {}).get("routing_key") == "long"
+                   for tasks in replies.values() for t in tasks)
+
+
+# ------------------------------------------------------------------------------------------------
+# Faults: each injects, heals, and returns what it wants recorded besides the counts.
+# ------------------------------------------------------------------------------------------------
+
+def redis_restart(f: Fleet) -> dict:
+    f.run("broker", "systemctl restart redis-server")
+    return {}
+
+
+def redis_kill9(f: Fleet, fsync: str) -> dict:
+    f.redis_cli(f"CONFIG SET appendfsync {fsync}")
+    f.run("broker", "systemctl kill --signal=SIGKILL redis-server")   # Restart=always brings it back
+    time.sleep(2)
+    deadline = time.monotonic() + 120
+    while f.run("broker", "systemctl is-active redis-server", check=False).returncode != 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError("redis-server did not come back after SIGKILL")
+        time.sleep(1)
+    return {"appendfsync": fsync}
+
+
+def broker_reboot(f: Fleet) -> dict:
+    f.reboot("broker", "clean")
+    f.wait_ssh("broker")
+    return {}
+
+
+def worker_oom(f: Fleet) -> dict:
+    """A task that allocates more than its instance's MemoryMax: the kernel kills the pool process."""
+    before = f.run("worker1", "systemctl show -p NRestarts --value celery-worker@fast").stdout.strip()
+    f.run("control", f"{EXEC} {PYTHON} -c "
+          + shlex.quote("from app.celery import app; app.send_task('app.tasks.probe.record', "
+                        "kwargs={'allocate_mib': 600}, queue='default', task_id='oom-probe')"))
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and "oom-probe" not in f.redis_cli("-n 1 LRANGE celery-kit:dead-letter 0 -1"):
+        time.sleep(3)
+    dead = "oom-probe" in f.redis_cli("-n 1 LRANGE celery-kit:dead-letter 0 -1")
+    after = f.run("worker1", "systemctl show -p NRestarts --value celery-worker@fast").stdout.strip()
+    active = f.run("worker1", "systemctl is-active celery-worker@fast", check=False).stdout.strip()
+    kills = f.run("worker1", "journalctl -k --no-pager | grep -c 'Memory cgroup out of memory' || true").stdout.strip()
+    return {"oom_task_dead_lettered": dead, "instance_restarts": int(after) - int(before),
+            "instance_active": active == "active", "oom_kills_in_kernel_log": int(kills or 0)}
+
+
+def network_partition(f: Fleet, seconds: int = 30) -> dict:
+    broker = "10.77.0.10"
+    f.run("worker1", "nft add table inet kitfault; nft add chain inet kitfault out '{ type filter hook output priority 0; }';"
+          " nft add chain inet kitfault in '{ type filter hook input priority 0; }';"
+          f" nft add rule inet kitfault out ip daddr {broker} drop; nft add rule inet kitfault in ip saddr {broker} drop")
+    time.sleep(seconds)
+    f.run("worker1", "nft delete table inet kitfault")
+    return {"partition_s": seconds}
+
+
+def workers_restart(f: Fleet) -> dict:
+    t = time.monotonic()
+    f.run("worker2", "systemctl restart celery-workers.target", timeout=900)
+    return {"restart_s": round(time.monotonic() - t, 1)}
+
+
+def worker_reboot(f: Fleet) -> dict:
+    f.reboot("worker2", "clean")
+    f.wait_ssh("worker2")
+    return {}
+
+
+FAULTS = {
+    "redis_restart": (redis_restart, "systemctl restart redis-server (graceful)"),
+    "redis_kill9_always": (lambda f: redis_kill9(f, "always"), "kill -9 redis-server, appendfsync always"),
+    "redis_kill9_everysec": (lambda f: redis_kill9(f, "everysec"), "kill -9 redis-server, appendfsync everysec"),
+    "broker_reboot": (broker_reboot, "clean reboot of the broker VM"),
+    "worker_oom": (worker_oom, "pool process killed by the OOM killer (instance MemoryMax)"),
+    "network_partition": (network_partition, "30 s partition worker1 <-> broker (nftables drop)"),
+    "workers_restart": (workers_restart, "systemctl restart celery-workers.target, long task running"),
+    "worker_reboot": (worker_reboot, "clean reboot of worker2 while a long task runs"),
+}
+# Losses the kit documents rather than prevents.
+MAY_LOSE = {"redis_kill9_everysec": "Redis documents up to one second of writes lost with appendfsync everysec"}
+
+
+def ledgers(f: Fleet) -> list[dict]:
+    records = []
+    for host in ("worker1", "worker2"):
+        out = f.run(host, f"cat {LEDGER_GLOB} 2>/dev/null || true").stdout
+        records += [json.loads(line) for line in out.splitlines() if line.strip()]
+    return records
+
+
+def run_fault(f: Fleet, name: str, count: int, rate: float, drain_s: float) -> dict:
+    inject, what = FAULTS[name]
+    gen = f.start("control", f"mkdir -p {WORK}; {EXEC} {PYTHON} - {name} {count} {rate} 2", stdin=GENERATOR)
+    # Inject once a long task runs (the generator publishes two long tasks first).
+    deadline = time.monotonic() + 60
+    while not f.long_task_running():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name}: no long task running 60 s after the load started")
+        time.sleep(2)
+    time.sleep(3)   # some instant tasks in flight as well
+    fault_at = time.time()
+    detail = inject(f)
+    healed_at = time.time()
+    out, err = gen.communicate(timeout=count / rate * 4 + 900)
+    if gen.returncode != 0:
+        raise RuntimeError(f"{name}: load generator failed: {err[-2000:]}")
+    published = [json.loads(line)["id"] for line in
+                 f.run("control", f"cat {WORK}/published-{name}.jsonl").stdout.splitlines() if line.strip()]
+    expected = set(published) - ({"oom-probe"} if name == "worker_oom" else set())
+    deadline = time.monotonic() + drain_s
+    while True:
+        done = [r for r in ledgers(f) if r["id"].startswith(f"{name}-")]
+        counts = Counter(r["id"] for r in done)
+        if expected <= set(counts) or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    lost = sorted(expected - set(counts))
+    duplicates = {i: n for i, n in counts.items() if n > 1}
+    times = sorted([fault_at] + [r["done"] for r in done if r["done"] >= fault_at])
+    recovery = max((b - a for a, b in zip(times, times[1:])), default=0.0)
+    return {
+        "fault": name, "what": what, "published": len(published), "completed": len(counts),
+        "lost": len(lost), "lost_ids": lost[:20], "duplicates": len(duplicates),
+        "duplicate_ids": dict(list(duplicates.items())[:20]),
+        "redelivered_completions": sum(1 for r in done if r.get("redelivered")),
+        "recovery_s": round(recovery, 1), "fault_s": round(healed_at - fault_at, 1),
+        "may_lose": MAY_LOSE.get(name), **detail,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lab", required=True, help="lab name (make lab: lab; Molecule: mol-<scenario>)")
+    ap.add_argument("--out", type=Path, default=REPO / "molecule" / "results" / "faults.json")
+    ap.add_argument("--only", default="", help="comma-separated fault names (default: all)")
+    ap.add_argument("--tasks", type=int, default=1000, help="instant tasks per fault")
+    ap.add_argument("--rate", type=float, default=25.0, help="instant tasks per second")
+    ap.add_argument("--drain", type=float, default=300.0, help="seconds to wait for completions")
+    args = ap.parse_args()
+    names = [n for n in args.only.split(",") if n] or list(FAULTS)
+    unknown = [n for n in names if n not in FAULTS]
+    if unknown:
+        ap.error(f"unknown fault(s) {unknown}; known: {', '.join(FAULTS)}")
+    f = Fleet(args.lab)
+    f.run("control", f"rm -rf {WORK}; mkdir -p {WORK}")
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    results = []
+    for name in names:
+        started = time.monotonic()
+        entry = run_fault(f, name, args.tasks, args.rate, args.drain)
+        entry["wall_s"] = round(time.monotonic() - started, 1)
+        results.append(entry)
+        print(json.dumps({k: entry[k] for k in ("fault", "published", "completed", "lost", "duplicates",
+                                                "recovery_s", "wall_s")}), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"commit": commit, "tasks_per_fault": args.tasks, "rate": args.rate,
+                                    "faults": results}, indent=2) + "\n")
+    bad = [r["fault"] for r in results if r["lost"] and not r["may_lose"]]
+    bad += [r["fault"] for r in results if r["fault"] == "worker_oom"
+            and not (r["oom_task_dead_lettered"] and r["instance_active"] and r["instance_restarts"] == 0)]
+    if bad:
+        print(f"FAILED: {', '.join(bad)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
