@@ -163,7 +163,11 @@ def layouts_table(lay: dict) -> list[str]:
     lines = [f"### Worker layouts on three workloads (medians of {p['reps']} reps of {p['duration']:.0f} s; "
              f"goals: instant p95 ≥ {g['instant_p95_default_over_side_min']:.0f}× better than Celery's defaults "
              f"from {g['from_load']:.0%} load, slow-task p95 wait ≤ {g['long_p95_side_over_default_max']}× the "
-             f"defaults')", "", "| layout | workers (N = the workload's processes) |", "|---|---|"]
+             f"defaults')", "",
+             f"Commit {lay.get('commit')}; load average at start {lay.get('load_avg_at_start')}, median 1-min load "
+             f"average over the runs {lay.get('load_avg_1m_median')}; runs with QEMU VMs on the machine: "
+             f"{lay.get('runs_with_vms_running')} of {lay.get('runs')}.", "",
+             "| layout | workers (N = the workload's processes) |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in lay["layouts"].items()]
     lines.append("")
     for wname, w in lay["workloads"].items():
@@ -206,6 +210,9 @@ def main(argv=None) -> int:
                         help=f"layouts section: comma-separated workloads (known: {','.join(mixed.WORKLOADS)})")
     parser.add_argument("--layout-loads", default=None, help="layouts section: comma-separated offered loads")
     parser.add_argument("--layout-reps", type=int, default=None)
+    parser.add_argument("--pause-for-vms", type=float, default=0.0,
+                        help="layouts section: seconds it may wait in all, polling every 30 s, while QEMU VMs "
+                             "run on this machine (each run records whether VMs ran and the load average)")
     parser.add_argument("--memory-time-cap", type=float, default=None,
                         help="seconds the memory benchmark may run (default 300; it stops at 100,000 tasks); "
                              "with make bench, raise BENCH_TIMEOUT too")
@@ -223,8 +230,8 @@ def main(argv=None) -> int:
     summary = {"profile": "smoke" if args.smoke else "full",
                "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
                "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
-                           "celery": __import__("celery").__version__, "load_avg_at_start": list(
-                               __import__("os").getloadavg())},
+                           "celery": __import__("celery").__version__, "load_avg_at_start": [round(x, 2) for x in
+                                                                     __import__("os").getloadavg()]},
                "commit": _git_commit(),
                "kit_worker_flags": list(harness.kit_worker_args())}
 
@@ -268,6 +275,7 @@ def main(argv=None) -> int:
                 p["loads"] = [float(x) for x in args.layout_loads.split(",") if x.strip()]
             if args.layout_reps:
                 p["reps"] = args.layout_reps
+            p["pause_for_vms"] = args.pause_for_vms
             if "default" not in p["sides"] or "kit" not in p["sides"]:
                 parser.error("--layout-sides must include default and kit")
             log("== 4. worker layouts")

@@ -13,6 +13,7 @@ shared-solo:  one prefork worker on ``high,long`` with all N processes, the slow
               ``solo`` worker on ``high``.
 shared:       the same prefork worker alone (priority ordering, no extra process for ``high``).
 kit-threads:  like shared-solo, the extra worker a threads pool of 2.
+kit-prefetch2: kit with prefetch multiplier 2 on the long pool.
 
 Every kit worker runs the kit as shipped (celeryconfig, the role's default worker flags).
 Both sides of a comparison get the same arrival schedule (Poisson, seeded per rate and
@@ -21,7 +22,9 @@ starts running it.
 """
 from __future__ import annotations
 
+import os
 import random
+import subprocess
 import time
 from dataclasses import dataclass
 
@@ -33,7 +36,7 @@ from .tasks import WAIT_INSTANT, WAIT_LONG
 class Layout:
     kind: str  # "kit" (celeryconfig as shipped) or "vanilla" (Celery's defaults)
     what: str
-    workers: object  # processes -> [(name, queues, concurrency, pool)]
+    workers: object  # processes -> [(name, queues, concurrency, pool[, extra environment])]
     long_priority: int | None = None  # message priority of the slow tasks (Redis: 0 highest, 9 lowest)
 
     def specs(self, processes: int):
@@ -54,6 +57,10 @@ LAYOUTS = {
     "shared": Layout("kit", "prefork worker on high,long with all N processes (slow tasks at Redis "
                      "priority 9), no extra worker", lambda n: [("pool", "high,long", n, "prefork")],
                      long_priority=9),
+    "kit-prefetch2": Layout("kit", "kit with prefetch multiplier 2 on the long pool (CELERY_WORKER_PREFETCH_"
+                            "MULTIPLIER=2: one message reserved per process beyond the running ones)",
+                            lambda n: [("long", "long", n, "prefork", {"CELERY_WORKER_PREFETCH_MULTIPLIER": "2"}),
+                                       ("urgent", "high", 1, "solo")]),
     "kit-threads": Layout("kit", "like shared-solo, the extra worker on high a threads pool of 2",
                           lambda n: [("pool", "high,long", n, "prefork"), ("urgent", "high", 2, "threads")],
                           long_priority=9),
@@ -86,8 +93,9 @@ def start_layouts(s, sides, processes: int) -> dict:
     out = {}
     for side in sides:
         layout = LAYOUTS[side]
-        out[side] = [s.start_worker(layout.kind, name, queues, conc, dbs=SIDE_DBS[side], pool=pool)
-                     for name, queues, conc, pool in layout.specs(processes)]
+        out[side] = [s.start_worker(layout.kind, spec[0], spec[1], spec[2], dbs=SIDE_DBS[side], pool=spec[3],
+                                    env=spec[4] if len(spec) > 4 else None)
+                     for spec in layout.specs(processes)]
     for side in sides:
         s.wait_ready(LAYOUTS[side].kind, [spec[0] for spec in LAYOUTS[side].specs(processes)],
                      dbs=SIDE_DBS[side], workers=out[side])
@@ -148,6 +156,30 @@ def run_once(s, side: str, events, processes: int, drain_timeout: float, workers
     }
 
 
+def vms_running() -> bool:
+    """Whether QEMU VMs (the lab's) share this machine: their CPU use would distort the numbers."""
+    try:
+        return bool(subprocess.run(["pgrep", "-f", "qemu-system"], capture_output=True, text=True,
+                                   timeout=10).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+# Seconds a run may still spend waiting for VMs to stop (set by run_layouts' pause_for_vms).
+_pause_budget = {"left": 0.0}
+
+
+def _pause_while_vms(log) -> float:
+    waited = 0.0
+    while _pause_budget["left"] > 0 and vms_running():
+        if not waited:
+            log(f"  VMs running: pausing (up to {_pause_budget['left']:.0f} s more in this run)")
+        time.sleep(30)
+        waited += 30
+        _pause_budget["left"] -= 30
+    return waited
+
+
 def _interleaved(s, sides, workers, plan, reps, processes, drain_timeout, log, label=""):
     """``plan``: [(key, events_for(rep), long_task, long_seconds)]; every side runs every
     (rep, key), the side order rotating per step so noise hits all sides alike."""
@@ -162,13 +194,15 @@ def _interleaved(s, sides, workers, plan, reps, processes, drain_timeout, log, l
             if step % 2:
                 order.reverse()
             step += 1
+            if _pause_while_vms(log):
+                last_end.clear()
             for side in order:
                 # Only a side's own previous run can still occupy its processes.
                 time.sleep(max(0.0, last_end.get(side, 0.0) + SETTLE_S - time.monotonic()))
                 res = run_once(s, side, events, processes, drain_timeout, workers[side],
                                long_task, long_seconds)
                 last_end[side] = time.monotonic()
-                res.update(rep=rep, **key)
+                res.update(rep=rep, vms_running=vms_running(), load_avg_1m=round(os.getloadavg()[0], 2), **key)
                 runs.append(res)
                 log(f"  {label}rep={rep} {key} {side:11s} instant p50={res['instant_wait_p50_s'] or 0:.4f}s "
                     f"p95={res['instant_wait_p95_s'] or 0:.4f}s max={res['instant_wait_max_s'] or 0:.4f}s "
@@ -225,8 +259,10 @@ WORKLOADS = {
 }
 
 
-def run_layouts(s, *, workloads, loads, sides, duration, reps, drain_timeout, log, **_):
-    """Benchmark 4: every workload at every offered load (slow work / pool capacity), every side."""
+def run_layouts(s, *, workloads, loads, sides, duration, reps, drain_timeout, log, pause_for_vms=0.0, **_):
+    """Benchmark 4: every workload at every offered load (slow work / pool capacity), every side.
+    ``pause_for_vms``: seconds the run may wait, in total, before a step while VMs are running."""
+    _pause_budget["left"] = pause_for_vms
     runs = []
     for wi, wname in enumerate(workloads):
         wl = WORKLOADS[wname]
@@ -249,6 +285,8 @@ def summarize_layouts(runs, params, goal_instant: float, goal_other: float, goal
     keys = ("instant_wait_p50_s", "instant_wait_p95_s", "instant_wait_max_s",
             "long_wait_p50_s", "long_wait_p95_s", "long_wait_max_s", "worker_cpu_s")
     out = {"params": params, "layouts": {k: LAYOUTS[k].what for k in params["sides"]},
+           "runs_with_vms_running": sum(1 for r in runs if r.get("vms_running")), "runs": len(runs),
+           "load_avg_1m_median": median([r.get("load_avg_1m") for r in runs]),
            "goals": {"instant_p95_default_over_side_min": goal_instant, "from_load": goal_from_load,
                      "long_p95_side_over_default_max": goal_other},
            "workloads": {}}

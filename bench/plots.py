@@ -38,7 +38,7 @@ def mixed(summary: dict, path: Path) -> None:
 
 
 LAYOUT_STYLE = {"kit": ("tab:green", "-o"), "default": ("tab:red", "-s"), "split": ("tab:purple", "--^"),
-                "shared": ("tab:orange", "--v"), "shared-solo": ("tab:blue", "--D"),
+                "shared": ("tab:orange", "--v"), "shared-solo": ("tab:blue", "--D"), "kit-prefetch2": ("tab:cyan", ":s"),
                 "kit-threads": ("tab:olive", ":x")}
 
 
