@@ -33,6 +33,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "serve":
+        from . import security
+        if not security.is_loopback(args.host) and security.TOKEN is None:
+            raise SystemExit(f"kit-producer: serving on {args.host} (not loopback) needs a token: "
+                             "set KIT_PRODUCER_TOKEN or KIT_PRODUCER_TOKEN_FILE")
         import uvicorn
         uvicorn.run("app.producer.api:api", host=args.host, port=args.port,
                     workers=args.workers, proxy_headers=False)
@@ -40,7 +44,12 @@ def main(argv=None) -> int:
 
     from . import service
     if args.command == "start":
-        result = service.start(args.kind, _params(args.params))
+        try:
+            result = service.start(args.kind, _params(args.params))
+        except service.AlreadyRunning as exc:
+            raise SystemExit(f"kit-producer: {exc}") from None
+        except ValueError as exc:
+            raise SystemExit(f"kit-producer: {exc}") from None
         print(result.id)
         if args.wait:
             while True:
