@@ -211,7 +211,7 @@ def main(argv=None) -> int:
     parser.add_argument("--layout-loads", default=None, help="layouts section: comma-separated offered loads")
     parser.add_argument("--layout-reps", type=int, default=None)
     parser.add_argument("--pause-for-vms", type=float, default=0.0,
-                        help="layouts section: seconds it may wait in all, polling every 30 s, while QEMU VMs "
+                        help="mixed and layouts sections: seconds each may wait in all, polling every 30 s, while QEMU VMs "
                              "run on this machine (each run records whether VMs ran and the load average)")
     parser.add_argument("--memory-time-cap", type=float, default=None,
                         help="seconds the memory benchmark may run (default 300; it stops at 100,000 tasks); "
@@ -244,6 +244,7 @@ def main(argv=None) -> int:
         summary["redis_benchmark"] = ceiling
         log(f"redis-benchmark: median {ceiling.get('median_ops_per_s') or 0:.0f} ops/s {ceiling.get('ops_per_s')}")
 
+        mixed._pause_budget["left"] = args.pause_for_vms
         if "mixed" in only:
             p = profile["mixed"]
             log("== 1. mixed load")
