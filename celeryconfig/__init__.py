@@ -35,7 +35,16 @@ from .reliability import (  # noqa: F401
 )
 from .reliability import track_started_annotations as _track_started_annotations
 from .events import result_extended, task_send_sent_event, worker_send_task_events  # noqa: F401
-from .beat import beat_schedule, beat_trace_interval  # noqa: F401
+from .beat import (  # noqa: F401
+    beat_max_loop_interval,
+    beat_schedule,
+    beat_scheduler,
+    beat_trace_interval,
+    redbeat_key_prefix,
+    redbeat_lock_timeout,
+    redbeat_redis_options,
+    redbeat_redis_url,
+)
 from .redelivery import max_redeliveries as _max_redeliveries  # noqa: F401  (connects the cap's signals)
 
 

@@ -8,7 +8,9 @@ import json
 import sys
 
 import celeryconfig
-from celeryconfig._env import mask_url
+from celery.app.utils import HIDDEN_SETTINGS
+
+from celeryconfig._env import MASK, mask_url
 from celeryconfig.broker import app_redis_url
 
 
@@ -16,7 +18,8 @@ def mask(value):
     if isinstance(value, str):
         return mask_url(value)
     if isinstance(value, dict):
-        return {k: mask(v) for k, v in value.items()}
+        # Keys Celery itself hides (password, token, key, ...), e.g. redbeat_redis_options["password"].
+        return {k: MASK if isinstance(k, str) and HIDDEN_SETTINGS.search(k) else mask(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [mask(v) for v in value]
     return value
