@@ -104,3 +104,17 @@ def test_no_process_outlives_the_run(smoke):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
     workers = subprocess.run(["pgrep", "-f", "celery -A bench[.]"], capture_output=True, text=True).stdout
     assert workers.strip() == ""
+
+
+def test_report_regenerates_the_marked_blocks_of_a_doc(smoke, tmp_path):
+    out, _ = smoke
+    sys.path.insert(0, str(ROOT))
+    from bench import report
+    doc = tmp_path / "doc.md"
+    doc.write_text("intro\n<!-- bench:layouts-kit -->\nstale\n<!-- /bench:layouts-kit -->\n"
+                   "<!-- bench:mixed -->\n<!-- /bench:mixed -->\n<!-- bench:headline-mixed -->\n"
+                   "<!-- /bench:headline-mixed -->\nend\n")
+    assert report.update(doc, out) == 3
+    text = doc.read_text()
+    assert "stale" not in text and text.startswith("intro\n") and text.endswith("end\n")
+    assert "| cpu-0.25s | 50% |" in text and "### Mixed load" in text and "slow tasks per second" in text
