@@ -34,6 +34,8 @@ EXEC = "/opt/celery/bin/celery-kit-exec /etc/celery/common.env --"
 PYTHON = "/opt/celery/current/venv/bin/python"
 LEDGER_GLOB = "/var/lib/celery/worker-*/ledger.jsonl"
 WORK = "/var/tmp/kit-faults"
+# The Celery main process of an instance: the child of the unit's main process (celery-kit-exec).
+CELERY_MAIN = "$(pgrep -P $(systemctl show -p MainPID --value celery-worker@{instance}) -f celery)"
 
 GENERATOR = r'''
 import json, os, random, sys, time
@@ -65,6 +67,24 @@ for i in range(count + n_long):
 out.flush(); os.fsync(out.fileno())
 print(json.dumps({"published": count + n_long, "seconds": time.time() - t0}))
 '''.replace("{WORK}", WORK)
+
+
+FAST_FORWARD_LUA = """
+local wanted = {}
+for i = 1, #ARGV do wanted[ARGV[i]] = true end
+local now = tonumber(redis.call('TIME')[1])
+local all = redis.call('HGETALL', 'unacked')
+local moved = 0
+for i = 1, #all, 2 do
+  local ok, m = pcall(cjson.decode, all[i + 1])
+  if ok and type(m) == 'table' and type(m[1]) == 'table' and type(m[1]['headers']) == 'table'
+     and wanted[m[1]['headers']['id']] then
+    redis.call('ZADD', 'unacked_index', now - 10 * 24 * 3600, all[i])
+    moved = moved + 1
+  end
+end
+return moved
+"""
 
 
 class Fleet:
@@ -122,6 +142,31 @@ class Fleet:
     def redis_cli(self, args: str) -> str:
         auth = "REDISCLI_AUTH=$(awk '/^requirepass/ {print $2}' /etc/redis/celery-auth.conf | tr -d '\"')"
         return self.run("broker", f"{auth} redis-cli --no-auth-warning {args}").stdout.strip()
+
+    def held_by(self, host: str) -> list[str]:
+        """Ids of the tasks the worker instances on ``host`` run or have reserved."""
+        ids = []
+        for method in ("active", "reserved"):
+            out = self.run("control", f"{EXEC} {PYTHON} -m celery -A app inspect {method} --json -t 5",
+                           check=False, timeout=60).stdout
+            try:
+                replies = json.loads(out.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                continue
+            ids += [t["id"] for node, tasks in replies.items() if node.endswith(f"@{host}") for t in tasks]
+        return ids
+
+    def fast_forward_unacked(self, ids: list[str]) -> int:
+        """Age the unacknowledged messages of ``ids`` past the visibility timeout.
+
+        A worker that dies without acknowledging leaves its messages in Redis' ``unacked`` hash;
+        kombu hands them out again once they are older than the visibility timeout (4 h in the
+        lab). Rather than wait, the score of exactly these messages in ``unacked_index`` is moved
+        back; a live worker's own periodic restore then requeues them, as it would after 4 h."""
+        if not ids:
+            return 0
+        return int(self.redis_cli("-n 0 EVAL " + shlex.quote(FAST_FORWARD_LUA) + " 0 "
+                                  + " ".join(shlex.quote(i) for i in ids)) or 0)
 
     def long_task_running(self) -> bool:
         out = self.run("control", f"{EXEC} {PYTHON} -m celery -A app inspect active --json -t 5",
@@ -188,6 +233,29 @@ def network_partition(f: Fleet, seconds: int = 30) -> dict:
     return {"partition_s": seconds}
 
 
+def worker_kill9(f: Fleet) -> dict:
+    """SIGKILL of the long instance's Celery main process (its pool child dies with it)."""
+    held = f.held_by("worker2")
+    f.run("worker2", f"kill -KILL {CELERY_MAIN.format(instance='long')}")
+    time.sleep(8)   # systemd restarts the instance (RestartSec=5)
+    moved = f.fast_forward_unacked(held)
+    return {"held_by_killed_worker": len(held), "fast_forwarded": moved}
+
+
+def worker_cold_stop(f: Fleet) -> dict:
+    """What celery-kit-exec does when the stop timeout expires: SIGQUIT, a cold shutdown."""
+    f.run("worker2", f"kill -QUIT {CELERY_MAIN.format(instance='long')}")
+    return {}
+
+
+def worker_hard_reset(f: Fleet) -> dict:
+    held = f.held_by("worker2")
+    f.reboot("worker2", "hard")
+    f.wait_ssh("worker2")
+    moved = f.fast_forward_unacked(held)
+    return {"held_by_reset_worker": len(held), "fast_forwarded": moved}
+
+
 def workers_restart(f: Fleet) -> dict:
     t = time.monotonic()
     f.run("worker2", "systemctl restart celery-workers.target", timeout=900)
@@ -198,6 +266,44 @@ def worker_reboot(f: Fleet) -> dict:
     f.reboot("worker2", "clean")
     f.wait_ssh("worker2")
     return {}
+
+
+def beat_takeover(f: Fleet, interval: float = 30.0, lock_timeout: float = 30.0) -> dict:
+    """A second beat started by hand on worker1 sends nothing while control's beat lives, and takes
+    over when control loses power. Ledger: the periodic task's own run times (Redis list
+    kit:beat:trace, app database); Redis is not what breaks here."""
+    def runs() -> list[float]:
+        return [float(x) for x in f.redis_cli("-n 2 LRANGE kit:beat:trace 0 -1").split()]
+
+    start = time.time()
+    f.run("worker1", "systemctl stop kit-second-beat 2>/dev/null; systemctl reset-failed kit-second-beat 2>/dev/null;"
+          " systemd-run --unit=kit-second-beat --uid=celery --gid=celery --working-directory=/tmp"
+          " -p EnvironmentFile=/etc/celery/common.env /opt/celery/current/venv/bin/celery -A app beat -l INFO")
+    time.sleep(interval * 3)
+    second_log = f.run("worker1", "journalctl -u kit-second-beat --no-pager").stdout
+    sent_while_first_lived = "Acquired lock" in second_log
+    f.reboot("control", "hard")          # power cut: the lock is not released
+    cut_at = time.time() - 10
+    deadline = time.monotonic() + lock_timeout + 60
+    while time.monotonic() < deadline and "Acquired lock" not in f.run(
+            "worker1", "journalctl -u kit-second-beat --no-pager").stdout:
+        time.sleep(2)
+    took_over_s = time.time() - cut_at
+    time.sleep(interval * 2)
+    f.wait_ssh("control")
+    f.run("worker1", "systemctl stop kit-second-beat")   # releases the lock: control's beat resumes
+    time.sleep(interval * 2 + 10)
+    end = time.time()
+    times = [t for t in runs() if start <= t <= end]
+    gaps = [round(b - a, 1) for a, b in zip(times, times[1:])]
+    duplicates = sum(1 for g in gaps if g < interval * 0.5)
+    # Runs missed: intervals without a run, less those the lock timeout allows once at the takeover.
+    missed = sum(max(0, round(g / interval) - 1) for g in gaps)
+    allowed = -(-(lock_timeout + 5) // interval)
+    return {"fault": "beat_takeover", "what": FAULTS["beat_takeover"][1], "published": len(times) + missed,
+            "completed": len(times), "lost": int(max(0, missed - allowed)),
+            "duplicates": duplicates, "recovery_s": max(gaps, default=0.0), "second_beat_sent_while_first_lived":
+            sent_while_first_lived, "takeover_s": round(took_over_s, 1), "gaps_s": gaps, "may_lose": None}
 
 
 # name: (inject, what is done, what happens, what the operator sees)
@@ -223,6 +329,20 @@ FAULTS = {
     "network_partition": (network_partition, "30 s partition worker1 <-> broker (nftables drop)",
                           "worker1's connections stall and resume (or reconnect); other workers go on",
                           "Flower shows worker1 offline for the partition"),
+    "worker_kill9": (worker_kill9, "kill -9 of the long instance's main process while a long task runs",
+                     "the running and reserved messages stay unacknowledged in Redis; systemd restarts the "
+                     "instance; the messages are delivered again after the visibility timeout (4 h in the "
+                     "lab; the run ages exactly those messages instead of waiting)",
+                     "celery-worker@long: 'Main process exited, code=killed', restarted; the task runs again "
+                     "after the visibility timeout"),
+    "worker_cold_stop": (worker_cold_stop, "cold shutdown of the long instance (its stop timeout expired)",
+                         "the running long task is cancelled and its message requeued at once; the instance "
+                         "restarts and runs it again",
+                         "worker log 'Cold shutdown', 'Restoring 1 unacknowledged message(s)'"),
+    "worker_hard_reset": (worker_hard_reset, "hard reset of worker2 (power cut, no sync)",
+                          "as kill -9 for every instance of the host; the fsynced ledger survives; the "
+                          "instances start at boot",
+                          "Flower shows the host's workers offline until it is back"),
     "workers_restart": (workers_restart, "systemctl restart celery-workers.target, long task running",
                         "warm shutdown: the running long task finishes, prefetched messages go back, "
                         "the instances start again",
@@ -231,6 +351,10 @@ FAULTS = {
                       "the reboot waits for the graceful stop (shutdown targets' JobTimeoutSec covers the "
                       "longest stop timeout); instances start at boot",
                       "the VM reboots after the long task finished"),
+    "beat_takeover": (beat_takeover, "second beat started by hand on worker1; control powered off",
+                      "the second beat waits for the lock in Redis and sends nothing; after the power cut the "
+                      "lock expires (CELERY_BEAT_LOCK_TIMEOUT) and it takes over from the shared schedule state",
+                      "second beat's log: nothing until 'beat: Acquired lock'; one run per interval throughout"),
 }
 # Losses the kit documents rather than prevents.
 MAY_LOSE = {"redis_kill9_everysec": "Redis documents up to one second of writes lost with appendfsync everysec"}
@@ -319,7 +443,7 @@ def main() -> int:
     results = []
     for name in names:
         started = time.monotonic()
-        entry = run_fault(f, name, args.tasks, args.rate, args.drain)
+        entry = beat_takeover(f) if name == "beat_takeover" else run_fault(f, name, args.tasks, args.rate, args.drain)
         entry["wall_s"] = round(time.monotonic() - started, 1)
         results.append(entry)
         print(json.dumps({k: entry[k] for k in ("fault", "published", "completed", "lost", "duplicates",
@@ -329,6 +453,8 @@ def main() -> int:
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(markdown(record))
     bad = [r["fault"] for r in results if r["lost"] and not r["may_lose"]]
+    bad += [r["fault"] for r in results if r["fault"] == "beat_takeover"
+            and (r["duplicates"] or r["second_beat_sent_while_first_lived"])]
     bad += [r["fault"] for r in results if r["fault"] == "worker_oom"
             and not (r["oom_task_dead_lettered"] and r["instance_active"] and r["instance_restarts"] == 0)]
     if bad:
