@@ -29,7 +29,7 @@ PROFILES = {
         # Benchmark 4 (make bench-layouts, not part of make bench): the default layout against
         # Celery's defaults and the alternatives on three workloads at 50/80/95 % offered load.
         "layouts": dict(workloads=list(mixed.WORKLOADS), loads=[0.5, 0.8, 0.95],
-                        sides=["kit", "default", "shared-solo"], duration=10.0, reps=3,
+                        sides=["kit", "default", "split", "shared-solo"], duration=10.0, reps=3,
                         drain_timeout=60.0),
         "throughput": dict(n=500, reps=3, timeout=90.0, attribution=True, attribution_reps=3),
         "memory": dict(n=100_000, concurrency=2, chunk=500, backlog=3000, time_cap=300.0),

@@ -14,9 +14,9 @@ bench: setup ## benchmarks: kit defaults vs Celery defaults (~11 min), writes be
 bench-smoke: setup ## tiny benchmark run (<1 min, no timing targets), writes bench/results/tmp/
 	timeout --kill-after=30 180 $(BIN)/python -m bench --smoke
 
-# Worker layouts on three workloads (bench/README.md, "4. Worker layouts"): ~20 min on a quiet
+# Worker layouts on three workloads (bench/README.md, "4. Worker layouts"): ~25 min on a quiet
 # 2-core machine, so not part of `make bench`; its own bound.
 .PHONY: bench-layouts
-BENCH_LAYOUTS_TIMEOUT ?= 1800
-bench-layouts: setup ## worker layouts on three workloads at 50/80/95 % load (~20 min), writes bench/results/
+BENCH_LAYOUTS_TIMEOUT ?= 2400
+bench-layouts: setup ## worker layouts on three workloads at 50/80/95 % load (~25 min), writes bench/results/
 	timeout --kill-after=60 $(BENCH_LAYOUTS_TIMEOUT) $(BIN)/python -m bench --only layouts $(BENCH_ARGS)
