@@ -25,7 +25,8 @@ from roles_support import ANSIBLE_DIR
 REDIS_PASSWORD = "Kit-Secret/redis#pw@1%?:x"
 FLOWER_PASSWORD = "Kit-Secret-flower-pw-42"
 APP_SECRET = "Kit-Secret-app-api-key-7"
-SECRETS = [REDIS_PASSWORD, quote(REDIS_PASSWORD, safe=""), FLOWER_PASSWORD, APP_SECRET]
+INDEX_TOKEN = "Kit-Secret-index-token-9"
+SECRETS = [REDIS_PASSWORD, quote(REDIS_PASSWORD, safe=""), FLOWER_PASSWORD, APP_SECRET, INDEX_TOKEN]
 FRESH = ["/etc/systemd/system", "/lib/systemd/system", "/etc/redis"]
 
 pytestmark = pytest.mark.skipif(shutil.which("unshare") is None or os.geteuid() != 0,
@@ -61,7 +62,9 @@ def _write_inventory(tmp_path: Path) -> tuple[Path, Path]:
     }
     host_vars = tmp_path / "host_vars"
     host_vars.mkdir()
-    (host_vars / "node2.yml").write_text(yaml.safe_dump({"celery_common_service_manager": "supervisor"}))
+    (host_vars / "node2.yml").write_text(yaml.safe_dump({
+        "celery_common_service_manager": "supervisor", "celery_common_install_source": "index",
+        "celery_common_pip_index_url": f"https://ci:{INDEX_TOKEN}@packages.invalid/simple"}))
     (tmp_path / "group_vars").mkdir()
     (tmp_path / "group_vars" / "all.yml").write_text(yaml.safe_dump(values))
     path = tmp_path / "hosts.yml"

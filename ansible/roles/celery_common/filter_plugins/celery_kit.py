@@ -19,15 +19,18 @@ _URL_WITH_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s]*@")
 
 
 def _masked(url: str) -> str:
-    """The URL with its user information masked; only the scheme if it does not parse."""
+    """The URL with its user information (everything before the last ``@``) masked. Without an
+    ``@``, a ``:`` followed by something other than a port may start a password: scheme only."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         return MASK
     at = rest.rfind("@")
-    if at < 0:
-        return url if ":" not in rest.partition("/")[0] or rest.partition("/")[0].rpartition(":")[2].isdigit() \
-            else f"{scheme}://{MASK}"
-    return f"{scheme}://{MASK}@{rest[at + 1:]}"
+    if at >= 0:
+        return f"{scheme}://{MASK}@{rest[at + 1:]}"
+    authority = rest.partition("/")[0]
+    if ":" in authority and not authority.rpartition(":")[2].isdigit():
+        return f"{scheme}://{MASK}"
+    return url
 
 
 def _is_loopback(host: str) -> bool:
