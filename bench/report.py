@@ -4,7 +4,8 @@
 ``python -m bench.report --update FILE...`` rewrites, in each FILE, every block between
 ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` with the generated table NAME:
 
-- ``layouts-kit``: Celery's defaults against the kit's layout, per workload and load (compact);
+- ``layouts-SIDE`` (``layouts-kit``, ``layouts-split``, ...): Celery's defaults against one layout, per
+  workload and load (compact);
 - ``layouts-all``: the full per-layout tables of ``RESULTS.md``;
 - ``mixed``: the mixed-load table of ``RESULTS.md``;
 - ``headline-mixed``: one row for README.md's summary table.
@@ -73,14 +74,19 @@ def _results_section(results: Path, heading: str) -> list[str]:
     return out
 
 
+def data_started(results: Path, section: str) -> str:
+    return json.loads((results / f"{section}.json").read_text()).get("started_utc", "?")
+
+
 def block(name: str, results: Path) -> list[str]:
     if name.startswith("layouts"):
         data = json.loads((results / "layouts.json").read_text())
         lay = data["summary"]
-        if name == "layouts-kit":
-            return [_provenance(data, lay), "", *compact_layouts_table(lay, "kit")]
         if name == "layouts-all":
             return [_provenance(data, lay), "", *_results_section(results, "### Worker layouts")]
+        side = name.removeprefix("layouts-")
+        if side in lay["params"]["sides"] and side != "default":
+            return [_provenance(data, lay), "", *compact_layouts_table(lay, side)]
     if name == "mixed":
         data = json.loads((results / "mixed.json").read_text())
         return [_provenance(data), "", *_results_section(results, "### Mixed load")]
@@ -92,10 +98,16 @@ def block(name: str, results: Path) -> list[str]:
         x = " / ".join(f"{r['instant_p95_default_over_kit'] or 0:.0f}×" for r in m["by_rate"])
         dl = " / ".join(_f(r["default"]["long_wait_p95_s"]) for r in m["by_rate"])
         kl = " / ".join(_f(r["kit"]["long_wait_p95_s"]) for r in m["by_rate"])
-        return ["| mixed load, 4 processes | Celery defaults | kit layout | |", "|---|---|---|---|",
+        lr = " / ".join("n/a" if not r["default"]["long_wait_p95_s"] else
+                        f"{r['kit']['long_wait_p95_s'] / r['default']['long_wait_p95_s']:.2f}×" for r in m["by_rate"])
+        kl_what = m["kit_layout"]
+        if isinstance(kl_what, dict):  # runs before the layout change recorded the split as numbers
+            kl_what = f"kit as recorded then: high {kl_what['high']} + long {kl_what['long']} processes"
+        return [f"| mixed load, 4 processes (run {data_started(results, 'mixed')}) | Celery defaults | {kl_what} | |",
+                "|---|---|---|---|",
                 f"| instant-task p95 behind 1-second tasks, at {rates} slow tasks per second | {d} s | {k} s | "
                 f"{x} better |",
-                f"| 1-second tasks' p95 wait, same rates | {dl} s | {kl} s | the slow tasks keep all 4 processes |"]
+                f"| 1-second tasks' p95 wait, same rates | {dl} s | {kl} s | kit ÷ defaults: {lr} |"]
     raise KeyError(name)
 
 
@@ -107,7 +119,12 @@ def update(path: Path, results: Path) -> int:
     def sub(m):
         nonlocal n
         n += 1
-        return m.group(1) + "\n".join(block(m.group(2), results)) + "\n" + m.group(4)
+        try:
+            lines = block(m.group(2), results)
+        except FileNotFoundError as exc:
+            lines = [f"*No recorded run in {Path(exc.filename).parent.name}/ yet ({Path(exc.filename).name}): run "
+                     "the benchmark on a quiet machine, then `python -m bench.report --update` this file.*"]
+        return m.group(1) + "\n".join(lines) + "\n" + m.group(4)
     path.write_text(pattern.sub(sub, text))
     return n
 
