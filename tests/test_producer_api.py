@@ -15,11 +15,17 @@ from support import procs
 pytestmark = pytest.mark.usefixtures("workers")
 
 
+def redis_env(base: str) -> dict:
+    return {"CELERY_BROKER_URL": f"{base}/0", "CELERY_RESULT_BACKEND": f"{base}/1", "APP_REDIS_URL": f"{base}/2"}
+
+
 @contextlib.contextmanager
-def serve(log_dir, name="producer-api", env=None, workers=2):
+def serve(log_dir, redis_url, name="producer-api", env=None, workers=2):
+    """The API on a free port, its Redis URLs given explicitly (not whatever the environment of
+    this test process holds by now: the benchmark harness rewrites it)."""
     port = procs.free_port()
     server = procs.Proc(name, [str(procs.VENV_BIN / "kit-producer"), "serve", "--port", str(port),
-                               "--workers", str(workers)], log_dir, env=env)
+                               "--workers", str(workers)], log_dir, env={**redis_env(redis_url), **(env or {})})
     try:
         procs.wait_for_port(port, timeout=30)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=20) as client:
@@ -30,7 +36,7 @@ def serve(log_dir, name="producer-api", env=None, workers=2):
 
 @pytest.fixture(scope="module")
 def api(redis_server, log_dir):
-    with serve(log_dir) as client:
+    with serve(log_dir, redis_server) as client:
         yield client
 
 
@@ -158,13 +164,13 @@ def test_tasks_process_does_not_bypass_the_single_flight(api):
 
 def test_a_run_whose_result_expired_no_longer_blocks(redis_server, log_dir, rdb):
     """The current-run key expires with the run's result; an expired result reads PENDING."""
-    with serve(log_dir, "producer-api-expiry", env={"CELERY_RESULT_EXPIRES": "3"}, workers=1) as api:
+    with serve(log_dir, redis_server, "producer-api-expiry", env={"CELERY_RESULT_EXPIRES": "3"}, workers=1) as api:
         first = api.post("/reports", json={"total": 1, "step_seconds": 0.1})
         assert first.status_code == 202, first.text
         first_id = first.json()["id"]
         follow(api, first_id, {"SUCCESS"})
         assert 0 < rdb.ttl("kit:singleflight:report:current") <= 3
-        results = redis.Redis.from_url(os.environ["CELERY_RESULT_BACKEND"])
+        results = redis.Redis.from_url(f"{redis_server}/1")
         results.delete(f"celery-task-meta-{first_id}")  # what result_expires does
         assert api.get(f"/tasks/{first_id}").json()["state"] == "PENDING"
         deadline = time.monotonic() + 10
@@ -213,7 +219,7 @@ def test_the_lock_cannot_expire_inside_its_critical_section(celery_app, rdb, mon
 
 def test_token_is_required_when_configured(redis_server, log_dir):
     token = "test-token-0123456789abcdef"
-    with serve(log_dir, "producer-api-token", env={"KIT_PRODUCER_TOKEN": token}, workers=1) as api:
+    with serve(log_dir, redis_server, "producer-api-token", env={"KIT_PRODUCER_TOKEN": token}, workers=1) as api:
         assert api.get("/healthz").status_code == 200
         assert api.post("/tasks/add", json={}).status_code == 401
         assert api.get("/tasks/some-id").status_code == 401
@@ -260,9 +266,7 @@ def black_hole():
 def test_redis_down_gives_a_fast_503(log_dir, failure):
     with contextlib.ExitStack() as stack:
         port = stack.enter_context(black_hole()) if failure == "hangs" else procs.free_port()
-        url = f"redis://127.0.0.1:{port}"
-        env = {"CELERY_BROKER_URL": f"{url}/0", "CELERY_RESULT_BACKEND": f"{url}/1", "APP_REDIS_URL": f"{url}/2"}
-        api = stack.enter_context(serve(log_dir, f"producer-api-{failure}", env=env, workers=1))
+        api = stack.enter_context(serve(log_dir, f"redis://127.0.0.1:{port}", f"producer-api-{failure}", workers=1))
         for method, path in [("get", "/healthz"), ("post", "/tasks/add"), ("post", "/reports")]:
             started = time.monotonic()
             response = getattr(api, method)(path, **({"json": {}} if method == "post" else {}))

@@ -8,10 +8,14 @@ stall the event loop.
 With ``KIT_PRODUCER_TOKEN`` (or ``_FILE``) set, every endpoint but ``/healthz`` wants
 ``Authorization: Bearer <token>``. Redis or the broker unreachable: 503 within seconds.
 """
+import logging
+
 from fastapi import APIRouter, Body, Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from . import security, service
+
+log = logging.getLogger("app.producer")
 
 
 def require_token(authorization: str | None = Header(default=None)) -> None:
@@ -25,7 +29,9 @@ tasks = APIRouter(dependencies=[Depends(require_token)])
 
 
 async def _unavailable(request: Request, exc: Exception):
-    """Redis or the broker unreachable: 503 without the exception text (it may name hosts)."""
+    """Redis or the broker unreachable: 503; the reason goes to the log, not to the caller."""
+    cause = exc.__cause__ if isinstance(exc, RuntimeError) and exc.__cause__ else exc
+    log.warning("%s %s: 503, %s: %s", request.method, request.url.path, type(cause).__name__, cause)
     return JSONResponse(status_code=503, content={"detail": "Redis or the broker is unavailable"})
 
 
