@@ -145,24 +145,45 @@ def test_percent_encoded_passwords_are_accepted_and_masked(password):
         assert piece not in done.stdout + done.stderr
 
 
+def _check_url(variable, url):
+    """What the kit prints for ``url`` in ``variable``: the error, or the URL as shown by
+    ``python -m celeryconfig``. In-process: the same functions the import runs."""
+    from celeryconfig.__main__ import mask
+    from celeryconfig._env import ConfigError
+    from celeryconfig.broker import _redis_url
+    os.environ[variable] = url
+    try:
+        return True, mask(_redis_url(variable, "redis://127.0.0.1:6379/0"))
+    except ConfigError as exc:
+        return False, str(exc)
+
+
 @pytest.mark.parametrize("password", SPECIAL_PASSWORDS)
 @pytest.mark.parametrize("variable", ["CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "APP_REDIS_URL"])
-def test_a_bad_url_is_refused_without_showing_its_password(variable, password):
+def test_a_bad_url_is_refused_without_showing_its_password(variable, password, monkeypatch):
     """An unencoded password (or a forgotten host) is refused; the message masks the password."""
+    monkeypatch.setenv(variable, "")
     for url in (f"redis://:{password}@10.0.0.5:6379/0", f"redis://:{password}", f"amqp://guest:{password}@h/"):
-        done = run_config({variable: url})
-        message = done.stdout + done.stderr
-        assert "Traceback" not in message
-        if done.returncode == 0:
+        accepted, message = _check_url(variable, url)
+        if accepted:
             # Valid as written ("Zq7:Wx9" is a legal password; "redis://:Zq7@Wx9-one" has the host
             # "Wx9-one", and a host name is never masked); everything before the last "@" must be.
             assert url.startswith("redis://:"), url
             hidden = _pieces(url[len("redis://:"):url.rindex("@")])
         else:
-            assert variable in done.stderr and "********" in done.stderr, done.stderr
+            assert variable in message and "********" in message, message
             hidden = _pieces(password)
         for piece in hidden:
             assert piece not in message, f"{piece!r} of the password leaked: {message}"
+
+
+def test_a_refused_url_reaches_stderr_masked():
+    password = SPECIAL_PASSWORDS[-1]
+    done = run_config({"CELERY_BROKER_URL": f"redis://:{password}@10.0.0.5:6379/0"})
+    assert done.returncode != 0 and "CELERY_BROKER_URL" in done.stderr and "********" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    for piece in _pieces(password):
+        assert piece not in done.stderr, done.stderr
 
 
 def test_celery_and_redis_decode_a_percent_encoded_password(tmp_path, log_dir):
