@@ -132,7 +132,7 @@ def test_single_flight_under_concurrent_starts(api):
 @pytest.mark.parametrize("url", [
     "file:///etc/passwd", "gopher://127.0.0.1/", "http://127.0.0.1:9/", "http://localhost:9/",
     "http://[::1]:9/", "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/", "http://192.168.1.1/",
-    "http://[::ffff:127.0.0.1]:9/", "http:///nohost",
+    "http://[::ffff:127.0.0.1]:9/", "http://100.64.0.1/", "http://0.0.0.0:9/", "http:///nohost",
 ])
 def test_fetch_refuses_other_schemes_and_internal_addresses(api, url):
     response = api.post("/tasks/fetch", json={"url": url})

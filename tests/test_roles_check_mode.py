@@ -6,7 +6,7 @@ private mount namespace (unshare -m) with empty tmpfs over the systemd unit dire
 changes nothing; the tmpfs mounts vanish with the namespace. Two Celery hosts cover both service
 managers: node1 (systemd: workers, Flower), node2 (supervisor: workers, beat). The Redis host is
 in the inventory (preflight compares the broker URL with its variables) but outside --limit:
-the Redis role's service tasks are checked separately (see the xfail below).
+the Redis role is not ready for this yet (see the xfail below).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from urllib.parse import quote
 import pytest
 import yaml
 
-from roles_support import ANSIBLE_DIR
+from roles_support import ANSIBLE_DIR, ROLES_DIR
 
 REDIS_PASSWORD = "Kit-Secret/redis#pw@1%?:x"
 FLOWER_PASSWORD = "Kit-Secret-flower-pw-42"
@@ -104,8 +104,14 @@ def test_check_diff_on_fresh_celery_hosts_completes_without_printing_secrets(tmp
 
 @pytest.mark.xfail(strict=True, reason="celery_redis/tasks/{configure,service}.yml (owned elsewhere): the password "
                                        "include has no diff: false, and the service tasks are not guarded in check mode")
-def test_check_diff_on_a_fresh_redis_host_completes_without_printing_secrets(tmp_path):
-    done = _check_diff(tmp_path, "--limit", "broker", "--tags", "redis")
-    output = done.stdout + done.stderr
-    assert not _leaks(output), f"{_leaks(output)} printed by --check --diff"
-    assert done.returncode == 0, output[-5000:]
+def test_the_redis_role_hides_its_password_include_and_guards_its_service_in_check_mode():
+    """Static, so it costs nothing: the Redis host is not part of the real run above. When this
+    starts passing (strict xfail fails), add "broker" to that run's --limit and drop this test."""
+    tasks = ROLES_DIR / "celery_redis" / "tasks"
+    configure = yaml.safe_load((tasks / "configure.yml").read_text())
+    auth = [t for t in configure if "celery-auth.conf" in str(t.get("ansible.builtin.template", {}).get("src", ""))]
+    assert auth and all(t.get("diff") is False for t in auth), "celery-auth.conf is rendered with its diff"
+    service = yaml.safe_load((tasks / "service.yml").read_text())
+    started = [t for t in service if "ansible.builtin.systemd_service" in t]
+    assert started and all("ansible_check_mode" in str(t.get("when", "")) for t in started), \
+        "Redis' service tasks fail in --check on a host without redis-server"

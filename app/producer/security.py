@@ -80,9 +80,11 @@ def canvas_size(params: dict, default: int = 5) -> int:
 
 
 def _internal(address) -> bool:
-    return (address.is_loopback or address.is_private or address.is_link_local or address.is_reserved
-            or address.is_multicast or address.is_unspecified
-            or (address.version == 6 and address.ipv4_mapped is not None and _internal(address.ipv4_mapped)))
+    """Anything but a public unicast address: loopback, private, link-local, shared (CGNAT),
+    documentation, multicast, unspecified, and IPv4 addresses in IPv6 clothing."""
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return _internal(address.ipv4_mapped)
+    return not address.is_global or address.is_multicast
 
 
 def fetch_url(url, allow: tuple = FETCH_ALLOW) -> str:
