@@ -102,11 +102,8 @@ def test_check_diff_on_fresh_celery_hosts_completes_without_printing_secrets(tmp
         assert f"TASK [celery_common : {task}" in output or task in output, task
 
 
-@pytest.mark.xfail(strict=True, reason="celery_redis/tasks/{configure,service}.yml (owned elsewhere): the password "
-                                       "include has no diff: false, and the service tasks are not guarded in check mode")
 def test_the_redis_role_hides_its_password_include_and_guards_its_service_in_check_mode():
-    """Static, so it costs nothing: the Redis host is not part of the real run above. When this
-    starts passing (strict xfail fails), add "broker" to that run's --limit and drop this test."""
+    """Static, so it costs nothing: the Redis host is not part of the real run above."""
     tasks = ROLES_DIR / "celery_redis" / "tasks"
     configure = yaml.safe_load((tasks / "configure.yml").read_text())
     auth = [t for t in configure if "celery-auth.conf" in str(t.get("ansible.builtin.template", {}).get("src", ""))]
