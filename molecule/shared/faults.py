@@ -441,7 +441,7 @@ def main() -> int:
         ap.error(f"unknown fault(s) {unknown}; known: {', '.join(FAULTS)}")
     f = Fleet(args.lab)
     f.run("control", f"pkill -f '[{LOAD_MARK[0]}]{LOAD_MARK[1:]}'; rm -rf {WORK}; mkdir -p {WORK}")
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+    commit = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
                             capture_output=True, text=True).stdout.strip()
     run_id = time.strftime("%H%M%S")
     results = []
