@@ -99,6 +99,10 @@ def block(name: str, results: Path) -> list[str]:
         side = name.removeprefix("layouts-")
         if side in lay["params"]["sides"] and side != "default":
             return [_provenance(data, lay), "", *compact_layouts_table(lay, side)]
+        if side in __import__("bench.mixed", fromlist=["LAYOUTS"]).LAYOUTS:
+            return [f"*The recorded run (started {data.get('started_utc')}) compared "
+                    f"{', '.join(lay['params']['sides'])}; `{side}` was not among them "
+                    f"(`make bench-layouts` runs it; `--layout-sides` chooses).*"]
     if name == "mixed":
         data = json.loads((results / "mixed.json").read_text())
         return [_provenance(data, results=results), "", *_results_section(results, "### Mixed load")]
