@@ -247,7 +247,10 @@ def cpu_s(pid: int, tree: bool = True) -> float:
 
 @contextlib.contextmanager
 def session(log_dir: Path | None = None):
+    """A bench session; the process environment it rewrites (broker URLs, kit variables) is
+    restored afterwards, so a caller such as the test suite keeps its own."""
     old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    saved_env = dict(os.environ)
     s = None
     try:
         s = Session(log_dir)
@@ -255,6 +258,8 @@ def session(log_dir: Path | None = None):
     finally:
         if s is not None:
             s.close()
+        os.environ.clear()
+        os.environ.update(saved_env)
         signal.signal(signal.SIGTERM, old_term)
 
 
