@@ -99,11 +99,18 @@ class Session:
         if key not in self._clients:
             from celery import Celery
             if kind == "kit":
-                app = Celery(f"kit-producer-{len(self._clients)}")
+                app = Celery(f"kit-producer-{len(self._clients)}", set_as_current=False)
                 app.config_from_object("celeryconfig", force=True)
-                app.conf.update(broker_url=self.url(dbs[0]), result_backend=self.url(dbs[1]))
+                # celeryconfig may have been imported before this session set CELERY_TASK_ROUTES
+                # (the test suite imports it first): add the bench routes explicitly.
+                routes = dict(app.conf.task_routes or {})
+                for item in KIT_ROUTES.split(","):
+                    pattern, _, queue = item.partition("=")
+                    routes[pattern.strip()] = {"queue": queue.strip()}
+                app.conf.update(broker_url=self.url(dbs[0]), result_backend=self.url(dbs[1]),
+                                task_routes=routes)
             else:
-                app = Celery(f"vanilla-producer-{len(self._clients)}", broker=self.url(dbs[0]),
+                app = Celery(f"vanilla-producer-{len(self._clients)}", set_as_current=False, broker=self.url(dbs[0]),
                              backend=self.url(dbs[1]))
             app.conf.update(conf or {})
             self._clients[key] = app

@@ -147,7 +147,7 @@ def test_fire_and_forget_runs_but_stores_no_result(rdb):
         time.sleep(0.1)
     assert rdb.hget("kit:events", event) == "1"
     time.sleep(0.3)
-    assert AsyncResult(result.id).state == states.PENDING  # nothing was stored
+    assert AsyncResult(result.id, app=result.app).state == states.PENDING  # nothing was stored
     assert result.backend.get(result.backend.get_key_for_task(result.id)) is None
 
 
