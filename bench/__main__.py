@@ -1,7 +1,7 @@
 """``python -m bench [--smoke] [--only mixed,throughput,memory,layouts] [--results DIR]``
 
 Runs the benchmarks against a private redis-server and real workers, prints the ratios against
-the targets of issue 5 and writes JSON, PNG plots and RESULTS.md under ``--results``.
+the kit's targets and writes JSON, PNG plots and RESULTS.md under ``--results``.
 """
 from __future__ import annotations
 
