@@ -37,7 +37,7 @@ $(VENV_STAMP): requirements/app.txt requirements/controller.txt pyproject.toml
 setup: $(APT_STAMP) $(VENV_STAMP) ## install apt packages and the pinned virtualenv
 
 test-fast: setup ## app, config and service-definition tests (real redis + celery, no VMs)
-	$(BIN)/pytest tests
+	$(BIN)/python lab/timed_molecule.py suite fast -- $(BIN)/pytest tests
 
 test: test-fast ## everything CI runs
 
