@@ -39,7 +39,8 @@ setup: $(APT_STAMP) $(VENV_STAMP) ## install apt packages and the pinned virtual
 test-fast: setup ## app, config and service-definition tests (real redis + celery, no VMs)
 	$(BIN)/python lab/timed_molecule.py suite fast -- $(BIN)/pytest tests
 
-test: test-fast ## everything CI runs
+# make builds prerequisites left to right and stops at the first failure: lint runs first.
+test: lint test-fast ## everything CI runs: lint, then the tests
 
 -include lab/lab.mk
 -include bench/bench.mk
@@ -50,6 +51,7 @@ clean:
 render: setup ## re-render systemd/ and deploy/ from the roles' templates (default values)
 	$(BIN)/ansible-playbook ansible/render-defaults.yml
 
-lint: setup ## yamllint and ansible-lint (production profile)
-	$(BIN)/yamllint -s ansible molecule
-	$(BIN)/ansible-lint ansible molecule
+lint: setup ## ruff, yamllint and ansible-lint (production profile); fails on any finding
+	$(BIN)/ruff check .
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint

@@ -99,7 +99,7 @@ def summarize_throughput(summary, ceiling) -> dict:
     out["target_vs_defaults_met"] = (out["kit_over_defaults"] or 0) >= TARGET_VS_DEFAULTS
     out["target_vs_best_met"] = (out["kit_over_best"] or 0) >= TARGET_VS_BEST
     ops = ceiling.get("median_ops_per_s")
-    for name, row in summary.items():
+    for row in summary.values():
         cmds = row["redis_commands_per_task"]
         row["redis_ceiling_tasks_per_s"] = ops / cmds if ops and cmds else None
         row["fraction_of_redis_ceiling"] = ratio(row["tasks_per_s"], row["redis_ceiling_tasks_per_s"])
@@ -120,17 +120,22 @@ def results_table(summary: dict) -> str:
         for r in m["by_rate"]:
             d, k = r["default"], r["kit"]
             f = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
-            lines.append(f"| {r['rate_long_per_s']} | {f(d['instant_wait_p50_s'])} / {f(d['instant_wait_p95_s'])} / "
-                         f"{f(d['instant_wait_max_s'])} | {f(k['instant_wait_p50_s'])} / {f(k['instant_wait_p95_s'])} / "
-                         f"{f(k['instant_wait_max_s'])} | {r['instant_p95_default_over_kit'] or 0:.0f}× | "
-                         f"{'met' if r['target_met'] else 'NOT met'} | {f(d['long_wait_p95_s'])} / {f(k['long_wait_p95_s'])} |")
+            lines.append(f"| {r['rate_long_per_s']} | "
+                         f"{f(d['instant_wait_p50_s'])} / {f(d['instant_wait_p95_s'])} / "
+                         f"{f(d['instant_wait_max_s'])} | "
+                         f"{f(k['instant_wait_p50_s'])} / {f(k['instant_wait_p95_s'])} / "
+                         f"{f(k['instant_wait_max_s'])} | "
+                         f"{r['instant_p95_default_over_kit'] or 0:.0f}× | "
+                         f"{'met' if r['target_met'] else 'NOT met'} | "
+                         f"{f(d['long_wait_p95_s'])} / {f(k['long_wait_p95_s'])} |")
         lines.append("")
     t = summary.get("throughput")
     if t:
         v = t["verdict"]
         lines += ["### Short-task throughput (median tasks/s, end to end, 2 processes)", "",
                   "| configuration | tasks/s | × Celery defaults | Redis cmds/task | Redis ceiling (tasks/s) "
-                  "| fraction of ceiling | CPU ms/task (worker+producer+redis) | what |", "|---|---|---|---|---|---|---|---|"]
+                  "| fraction of ceiling | CPU ms/task (worker+producer+redis) | what |",
+                  "|---|---|---|---|---|---|---|---|"]
         for name, row in t["configs"].items():
             g = lambda x, p=2: "n/a" if x is None else f"{x:.{p}f}"  # noqa: E731
             lines.append(f"| {name} | {g(row['tasks_per_s'], 0)} | {g(row['over_celery_defaults'])} | "
@@ -183,7 +188,8 @@ def layouts_table(lay: dict) -> list[str]:
                          f"{f(d['worker_cpu_s'])} |")
             for side in sides:
                 m = row["sides"][side]
-                lines.append(f"| | | | {side} | {f(m['instant_wait_p95_s'])} | {x(m['instant_p95_default_over_side'])} | "
+                lines.append(f"| | | | {side} | {f(m['instant_wait_p95_s'])} | "
+                             f"{x(m['instant_p95_default_over_side'])} | "
                              f"{yes(m['instant_goal'])} | {f(m['long_wait_p95_s'])} | "
                              f"{x(m['long_p95_side_over_default'], 2)} | {yes(m['long_goal'])} | "
                              f"{f(m['worker_cpu_s'])} |")
@@ -211,8 +217,9 @@ def main(argv=None) -> int:
     parser.add_argument("--layout-loads", default=None, help="layouts section: comma-separated offered loads")
     parser.add_argument("--layout-reps", type=int, default=None)
     parser.add_argument("--pause-for-vms", type=float, default=0.0,
-                        help="mixed and layouts sections: seconds each may wait in all, polling every 30 s, while QEMU VMs "
-                             "run on this machine (each run records whether VMs ran and the load average)")
+                        help="mixed and layouts sections: seconds each may wait in all, polling every 30 s, "
+                             "while QEMU VMs run on this machine "
+                             "(each run records whether VMs ran and the load average)")
     parser.add_argument("--memory-time-cap", type=float, default=None,
                         help="seconds the memory benchmark may run (default 300; it stops at 100,000 tasks); "
                              "with make bench, raise BENCH_TIMEOUT too")

@@ -24,7 +24,8 @@ if str(ROOT) not in sys.path:
 from tests.support import procs  # noqa: E402
 
 # Bench tasks routed the way the kit routes similar work (CELERY_TASK_ROUTES is the kit's override).
-KIT_ROUTES = "bench.tasks.sleep1=long,bench.tasks.spin=long,bench.tasks.instant=high,bench.tasks.bulk_noop=low,bench.tasks.hold=low"
+KIT_ROUTES = ("bench.tasks.sleep1=long,bench.tasks.spin=long,bench.tasks.instant=high,"
+              "bench.tasks.bulk_noop=low,bench.tasks.hold=low")
 CELERY = str(procs.VENV_BIN / "celery")
 WORKER_ROLE_DEFAULTS = ROOT / "ansible" / "roles" / "celery_worker" / "defaults" / "main.yml"
 

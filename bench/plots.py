@@ -38,8 +38,8 @@ def mixed(summary: dict, path: Path) -> None:
 
 
 LAYOUT_STYLE = {"kit": ("tab:green", "-o"), "default": ("tab:red", "-s"), "split": ("tab:purple", "--^"),
-                "shared": ("tab:orange", "--v"), "shared-solo": ("tab:blue", "--D"), "kit-prefetch2": ("tab:cyan", ":s"),
-                "kit-threads": ("tab:olive", ":x")}
+                "shared": ("tab:orange", "--v"), "shared-solo": ("tab:blue", "--D"),
+                "kit-prefetch2": ("tab:cyan", ":s"), "kit-threads": ("tab:olive", ":x")}
 
 
 def layouts(summary: dict, out_dir: Path) -> list[Path]:

@@ -41,7 +41,8 @@ def compact_layouts_table(lay: dict, side: str = "kit") -> list[str]:
         for row in w["by_load"]:
             d, m = row["sides"]["default"], row["sides"][side]
             inst, other = m["instant_p95_default_over_side"], m["long_p95_side_over_default"]
-            lines.append(f"| {wname} | {row['load']:.0%} | {_f(d['instant_wait_p95_s'])} → {_f(m['instant_wait_p95_s'])} | "
+            lines.append(f"| {wname} | {row['load']:.0%} | "
+                         f"{_f(d['instant_wait_p95_s'])} → {_f(m['instant_wait_p95_s'])} | "
                          f"{'n/a' if inst is None else f'{inst:.0f}×'} {_ok(m['instant_goal'])} | "
                          f"{_f(d['long_wait_p95_s'])} → {_f(m['long_wait_p95_s'])} | "
                          f"{'n/a' if other is None else f'{other:.2f}×'} {_ok(m['long_goal'])} | "

@@ -7,10 +7,9 @@ bench's own completion counter and polling are subtracted).
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
-
-import os
 
 from .harness import cpu_s, kit_worker_args, median, wait_until
 from .tasks import DONE

@@ -7,9 +7,9 @@ import argparse
 import json
 import sys
 
-import celeryconfig
 from celery.app.utils import HIDDEN_SETTINGS
 
+import celeryconfig
 from celeryconfig._env import MASK, mask_url
 from celeryconfig.broker import app_redis_url
 

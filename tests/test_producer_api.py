@@ -223,7 +223,8 @@ def test_token_is_required_when_configured(redis_server, log_dir):
         assert api.get("/healthz").status_code == 200
         assert api.post("/tasks/add", json={}).status_code == 401
         assert api.get("/tasks/some-id").status_code == 401
-        assert api.post("/tasks/add", json={}, headers={"Authorization": "Bearer wrong-token-0123456789"}).status_code == 401
+        wrong = {"Authorization": "Bearer wrong-token-0123456789"}
+        assert api.post("/tasks/add", json={}, headers=wrong).status_code == 401
         assert api.post("/tasks/add", json={}, headers={"Authorization": f"Bearer {token}"}).status_code == 202
 
 

@@ -95,10 +95,12 @@ CASES = {
                             "celery_redis_maxmemory_policy: allkeys-lru lets Redis delete queued tasks"),
     "eviction-of-keys-with-a-ttl": (dict(overrides={"celery_redis_maxmemory_policy": "volatile-lru"}),
                                     "celery_redis_maxmemory_policy: volatile-lru lets Redis delete task results"),
-    "redis-port-out-of-range": (dict(overrides={"celery_redis_port": 70000}), "celery_redis_port: must be within 1-65535, got 70000"),
+    "redis-port-out-of-range": (dict(overrides={"celery_redis_port": 70000}),
+                                "celery_redis_port: must be within 1-65535, got 70000"),
     "app-queue-with-a-space": (dict(overrides={"celery_common_app_queues": ["default", "high prio"]}),
                                "celery_common_app_queues: 'high prio'"),
-    "instance-queue-with-a-comma": (dict(overrides={"celery_worker_instances": [{"name": "fast", "queues": ["high,default"]}]}),
+    "instance-queue-with-a-comma": (dict(overrides={"celery_worker_instances": [
+        {"name": "fast", "queues": ["high,default"]}]}),
                                     "celery_worker_instances[fast].queues: 'high,default'"),
     "instance-name-with-a-trailing-newline": (dict(overrides={"celery_worker_instances": [
         {"name": "fast\n", "queues": ["high"]}]}), "invalid: 'fast\\n'"),
@@ -125,7 +127,8 @@ CASES = {
         "celery_common_result_backend": "redis://:preflight/test#redis@password@10.99.0.10:6379/1"}),
         "celery_common_result_backend: redis://******** does not parse"),
     "worker-arg-with-the-redis-password": (dict(overrides={"celery_worker_instances": [
-        {"name": "fast", "queues": ["high"], "extra_args": ["--without-gossip", "--x=preflight-test-redis-password"]}]}),
+        {"name": "fast", "queues": ["high"],
+         "extra_args": ["--without-gossip", "--x=preflight-test-redis-password"]}]}),
         "celery_worker_instances[fast].extra_args[1]: the argument contains a password"),
     "worker-broker-flag": (dict(overrides={"celery_worker_extra_args": ["--broker=redis://127.0.0.1:6379/0"]}),
                            "celery_worker_extra_args[0]: --broker puts a credential"),
@@ -184,7 +187,8 @@ def test_the_lab_inventory_passes_preflight(tmp_path):
     wheelhouse.write_bytes(b"")
     result = ansible_playbook("-i", "inventories/lab", "site.yml", "--check", "--tags", "always",
                               "-e", "ansible_connection=local", "-e", f"ansible_python_interpreter={sys.executable}",
-                              "-e", f"celery_common_wheelhouse_src={wheelhouse}", "--limit", "broker,worker1,worker2,control",
+                              "-e", f"celery_common_wheelhouse_src={wheelhouse}",
+                              "--limit", "broker,worker1,worker2,control",
                               timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "PLAY [Preflight" in result.stdout

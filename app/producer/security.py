@@ -1,11 +1,12 @@
 """What the producer refuses: callers without the token, oversized canvases, fetches into the
 private network. Read from the environment once, when the module is imported.
 
-| variable | default | what |
-|---|---|---|
-| ``KIT_PRODUCER_TOKEN`` / ``KIT_PRODUCER_TOKEN_FILE`` | none | bearer token every endpoint but ``/healthz`` requires; required to bind anything but loopback |
-| ``KIT_PRODUCER_MAX_CANVAS`` | 100 | most tasks a ``group`` or ``chord`` request may fan out to |
-| ``KIT_PRODUCER_FETCH_ALLOW`` | none | networks ``fetch`` may reach although they are loopback, private or link-local, e.g. ``10.20.0.0/16`` |
+``KIT_PRODUCER_TOKEN`` / ``KIT_PRODUCER_TOKEN_FILE`` (default: none)
+    bearer token every endpoint but ``/healthz`` requires; required to bind anything but loopback
+``KIT_PRODUCER_MAX_CANVAS`` (default: 100)
+    most tasks a ``group`` or ``chord`` request may fan out to
+``KIT_PRODUCER_FETCH_ALLOW`` (default: none)
+    networks ``fetch`` may reach although they are loopback, private or link-local, e.g. ``10.20.0.0/16``
 """
 from __future__ import annotations
 

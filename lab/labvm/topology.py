@@ -2,8 +2,8 @@
 
 A scenario's ``molecule.yml`` is the single description of a topology: the
 ``platforms`` list gives names, inventory groups and host port forwards
-(``lab_forwards: {flower: 5555}``, carried over SSH to the VM's private address), and ``provisioner.inventory.host_vars``
-gives each machine's fixed ``lab_private_address``. ``make lab`` reads the
+(``lab_forwards: {flower: 5555}``, carried over SSH to the VM's private address), and
+``provisioner.inventory.host_vars`` gives each machine's fixed ``lab_private_address``. ``make lab`` reads the
 default scenario's file, so the lab and the tests boot the same machines.
 """
 

@@ -1,9 +1,8 @@
 """What ansible/lab-smoke.yml promises: Redis on the broker, reachable from workers
 over the private segment only, and the app installed offline from the wheelhouse."""
 
-import pytest
-
 import labtest
+import pytest
 
 testinfra_hosts = ["redis", "celery_workers"]
 

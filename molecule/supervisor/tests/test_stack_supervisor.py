@@ -22,5 +22,6 @@ def test_supervisord_runs_as_the_service_user_under_systemd(host):
 
 def test_no_systemd_celery_units_run_next_to_supervisor(host):
     only(host, "celery_workers")  # noqa: F405
-    units = host.run("systemctl list-units 'celery-worker@*' 'celery-beat*' 'celery-flower*' --no-legend --plain").stdout
+    units = host.run("systemctl list-units 'celery-worker@*' 'celery-beat*' 'celery-flower*' "
+                     "--no-legend --plain").stdout
     assert units.strip() == ""
