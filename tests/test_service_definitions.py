@@ -74,8 +74,22 @@ def test_the_score_check_can_fail(tmp_path):
 
 
 def test_units_exist():
-    assert {u.name for u in UNITS} == {"celery-worker@.service", "celery-beat.service",
+    assert {u.name for u in UNITS} == {"celery-worker@.service", "celery-worker-surge@.service", "celery-beat.service",
                                        "celery-flower.service", "celery-supervisor.service"}
+
+
+def test_the_surge_unit_is_the_worker_unit_under_another_node_name():
+    """A release's surge process must run exactly like its instance (same hardening, stop design,
+    environment), consume as another node, and never start at boot."""
+    worker = (REPO / "systemd" / "celery-worker@.service").read_text()
+    surge = (REPO / "systemd" / "celery-worker-surge@.service").read_text()
+
+    def body(text):
+        return [line for line in text.splitlines()
+                if line and not line.startswith(("#", "Description=", "[Install]", "WantedBy="))]
+    assert [line.replace("%i-surge@", "%i@") for line in body(surge)] == body(worker)
+    assert "--hostname=%i-surge@%%h" in surge
+    assert "WantedBy=" not in surge
 
 
 SECRET_VARS = ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "FLOWER_BASIC_AUTH", "APP_REDIS_URL")

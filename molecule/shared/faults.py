@@ -46,12 +46,15 @@ GENERATOR = r'''
 import json, os, random, sys, time
 from app.celery import app
 name, count, rate, n_long = sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+long_every = int(sys.argv[6]) if len(sys.argv) > 6 else 0   # then one 20-60 s long task every N
 rng = random.Random(name)
 out = open(f"{WORK}/published-{name}.jsonl", "a")
 t0 = time.time()
 for i in range(count + n_long):
     if i < n_long:
         queue, kwargs = "long", {"seconds": rng.uniform(20, 40)}
+    elif long_every and i % long_every == 0:
+        queue, kwargs = "long", {"seconds": rng.uniform(20, 60)}
     else:
         queue, kwargs = ("high" if i % 2 else "default"), {"seconds": 0}
     task_id = f"{name}-{i:05d}"

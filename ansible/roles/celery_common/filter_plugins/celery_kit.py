@@ -1,11 +1,14 @@
-"""Preflight filters of the Celery kit: checks a Jinja test cannot express, run on the controller.
+"""Filters of the Celery kit, run on the controller: preflight checks a Jinja test cannot
+express, and the content digest that names a release.
 
-Every filter returns a list of problems (empty when all is well). A problem names what is
+Every check returns a list of problems (empty when all is well). A problem names what is
 wrong and may quote a value, but never a secret: URLs are shown with the password masked.
 """
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import os
 import re
 from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -146,6 +149,37 @@ def celery_kit_secret_args(args, variable: str, secrets) -> list[str]:
     return problems
 
 
+def _file_digest(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def celery_kit_release_digest(wheelhouse, packages, install_source: str = "wheelhouse") -> str:
+    """A digest of what a release installs: the package specs and, for a wheelhouse, every
+    wheel's name and content (a directory) or the archive's bytes. Two builds that differ in
+    any wheel get different release directories; the same content always gets the same one."""
+    h = hashlib.sha256()
+    h.update(f"source={install_source}\n".encode())
+    for spec in packages or []:
+        h.update(f"package={spec}\n".encode())
+    if install_source == "wheelhouse":
+        path = str(wheelhouse)
+        if os.path.isdir(path):
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                for name in sorted(files):
+                    full = os.path.join(root, name)
+                    h.update(f"file={os.path.relpath(full, path)} {_file_digest(full)}\n".encode())
+        elif os.path.isfile(path):
+            h.update(f"archive={_file_digest(path)}\n".encode())
+        else:
+            raise ValueError(f"celery_common_wheelhouse_src: {path} is neither a file nor a directory")
+    return h.hexdigest()
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -153,4 +187,5 @@ class FilterModule:
             "celery_kit_timezone_problems": celery_kit_timezone_problems,
             "celery_kit_broker_problems": celery_kit_broker_problems,
             "celery_kit_secret_args": celery_kit_secret_args,
+            "celery_kit_release_digest": celery_kit_release_digest,
         }

@@ -1,0 +1,301 @@
+#!/usr/bin/env python3
+"""Rolling releases under load on a converged lab, counted by the ledger of faults.py.
+
+While a load generator on ``control`` publishes instant tasks (``default``/``high``) and 20-60 s
+tasks (``long``), and a sampler on ``control`` asks every second which queues have a consumer
+(``inspect active_queues``), this runs, with the kit's own playbooks:
+
+1. release: ``site.yml`` with a new release label (same wheels, so a new release directory);
+2. rollback: ``playbooks/rollback.yml`` (back to the first release);
+3. broken: a wheelhouse whose app raises at import. The play must fail before any host moves:
+   no host runs it, nothing restarted (main PIDs unchanged);
+4. unready: a wheelhouse whose app imports but whose worker exits at start. The first batch's
+   host must go back on its own (current and processes), the play must stop before the next
+   batch, and name the instance.
+
+Afterwards the ledgers give lost and duplicate tasks, the sampler the longest time any declared
+queue had no consumer, the ledger's wait times the p95 during the releases over steady state.
+Writes molecule/results/release.json (and release.md). Exit 1 if a task was lost, a queue went
+without a consumer, or a bad release was not stopped.
+
+Usage (converged lab; Molecule's side_effect runs it with the scenario's inventory):
+    python molecule/shared/release.py --lab mol-default --inventory INVENTORY [--inventory ...]
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from faults import EXEC, GENERATOR, LOAD_MARK, PYTHON, REPO, WORK, Fleet, ledgers  # noqa: E402
+
+WORKERS = ("worker1", "worker2")
+CELERY_HOSTS = ("worker1", "worker2", "control")
+SAMPLE_MARK = "kit-release-sampler"
+
+# Every second: which declared queues have a consumer that answers (one JSON line per sample).
+SAMPLER = r'''
+import json, sys, time
+from app.celery import app
+queues, out = sys.argv[2].split(","), open(sys.argv[3], "a")
+while True:
+    t = time.time()
+    try:
+        replies = app.control.inspect(timeout=1.5).active_queues() or {}
+    except Exception as exc:
+        replies = {}
+    consumed = sorted({q["name"] for qs in replies.values() for q in (qs or [])})
+    out.write(json.dumps({"t": t, "consumed": consumed, "nodes": sorted(replies)}) + "\n"); out.flush()
+    time.sleep(max(0.0, t + 1.0 - time.time()))
+'''
+
+BROKEN_IMPORT = 'raise RuntimeError("release check: this build of the app is broken at import")\n'
+UNREADY_WORKER = '''
+from celery.signals import worker_init as _kit_worker_init
+
+
+@_kit_worker_init.connect
+def _kit_refuse_to_start(**_kwargs):  # imports fine, but no worker of this build ever starts
+    raise SystemExit("release check: this build of the app cannot start a worker")
+'''
+
+
+def patched_wheelhouse(src: Path, dest: Path, module: str, append: str, prepend: bool) -> Path:
+    """A copy of the wheelhouse whose sample-app wheel has ``append`` added to ``module``."""
+    work = dest / "wheelhouse"
+    work.mkdir(parents=True)
+    with tarfile.open(src) as tar:
+        for member in tar.getmembers():
+            if member.isfile():
+                (work / Path(member.name).name).write_bytes(tar.extractfile(member).read())
+    wheel = next(work.glob("celery_kit_sample-*.whl"))
+    entries = {}
+    with zipfile.ZipFile(wheel) as z:
+        for info in z.infolist():
+            entries[info.filename] = z.read(info.filename)
+    text = entries[module].decode()
+    entries[module] = ((append + text) if prepend else (text + append)).encode()
+    digest = base64.urlsafe_b64encode(hashlib.sha256(entries[module]).digest()).rstrip(b"=").decode()
+    record = next(name for name in entries if name.endswith(".dist-info/RECORD"))
+    entries[record] = "\n".join(
+        f"{module},sha256={digest},{len(entries[module])}" if line.startswith(module + ",") else line
+        for line in entries[record].decode().splitlines()).encode() + b"\n"
+    wheel.unlink()
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    archive = dest / "wheelhouse.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(work, arcname="wheelhouse")
+    return archive
+
+
+class Lab:
+    def __init__(self, fleet: Fleet, inventories: list[str]):
+        self.f = fleet
+        self.inventories = inventories
+
+    def playbook(self, playbook: str, *extra: str) -> tuple[int, str, float]:
+        argv = [shutil.which("ansible-playbook") or "ansible-playbook"]
+        for inv in self.inventories:
+            argv += ["-i", inv]
+        argv += [str(REPO / "ansible" / playbook), *extra]
+        env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="false", ANSIBLE_PIPELINING="true",
+                   ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+        t = time.monotonic()
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env)
+        took = time.monotonic() - t
+        out = proc.stdout + proc.stderr
+        print(f"--- {playbook} {' '.join(extra)}: exit {proc.returncode} in {took:.0f} s", flush=True)
+        print("\n".join(out.splitlines()[-25:]), flush=True)
+        return proc.returncode, out, took
+
+    def current(self) -> dict[str, str]:
+        return {h: self.f.run(h, "readlink /opt/celery/current").stdout.strip() for h in CELERY_HOSTS}
+
+    def main_pids(self) -> dict[str, str]:
+        cmd = ("for u in $(systemctl list-units --plain --no-legend --state=active 'celery-*.service'"
+               " | awk '{print $1}'); do echo $u $(systemctl show -p MainPID --value $u); done")
+        return {h: self.f.run(h, cmd).stdout.strip() for h in CELERY_HOSTS}
+
+
+def p95(values: list[float]) -> float:
+    if len(values) < 2:
+        return values[0] if values else 0.0
+    return statistics.quantiles(values, n=20)[18]
+
+
+def consumer_gaps(samples: list[dict], queues: list[str]) -> tuple[float, dict[str, float]]:
+    """Longest time each queue was seen without a consumer: from the last sample that saw one to
+    the next that did (a sample where no node answered at all counts as missing data, not a gap)."""
+    worst: dict[str, float] = {}
+    for q in queues:
+        last_seen, gap = None, 0.0
+        for s in samples:
+            if not s["nodes"]:
+                continue
+            if q in s["consumed"]:
+                if last_seen is not None:
+                    gap = max(gap, s["t"] - last_seen - 1.0)   # consecutive samples are 1 s apart
+                last_seen = s["t"]
+        worst[q] = round(max(gap, 0.0), 1)
+    return max(worst.values(), default=0.0), worst
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lab", required=True)
+    ap.add_argument("--inventory", action="append", default=[], help="inventory for ansible-playbook (repeatable)")
+    ap.add_argument("--out", type=Path, default=REPO / "molecule" / "results" / "release.json")
+    ap.add_argument("--rate", type=float, default=4.0, help="instant tasks per second")
+    ap.add_argument("--long-every", type=int, default=40, help="one 20-60 s long task every N tasks")
+    ap.add_argument("--steady", type=float, default=60.0, help="seconds of steady state before the release")
+    ap.add_argument("--wheelhouse", type=Path, default=REPO / "build" / "wheelhouse.tar")
+    ap.add_argument("--queues", default="default,high,long,low")
+    args = ap.parse_args()
+
+    f = Fleet(args.lab)
+    lab = Lab(f, args.inventory)
+    queues = args.queues.split(",")
+    commit = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+                            capture_output=True, text=True).stdout.strip()
+    tag = f"release-{time.strftime('%H%M%S')}"
+    f.run("control", f"pkill -f '[{LOAD_MARK[0]}]{LOAD_MARK[1:]}'; pkill -f '[{SAMPLE_MARK[0]}]{SAMPLE_MARK[1:]}';"
+          f" rm -rf {WORK}; mkdir -p {WORK}")
+    first = lab.current()
+    sampler = f.start("control", f"{EXEC} {PYTHON} - {SAMPLE_MARK} {args.queues} {WORK}/samples.jsonl", stdin=SAMPLER)
+    # Enough tasks for the whole run; the generator is stopped when the last step is done.
+    gen = f.start("control", f"{EXEC} {PYTHON} - {LOAD_MARK} {tag} 1000000 {args.rate} 1 {args.long_every}",
+                  stdin=GENERATOR)
+    t_start = time.time()
+    time.sleep(args.steady)
+    steps: dict[str, dict] = {}
+
+    t_release = time.time()
+    rc, out, took = lab.playbook("site.yml", "-e", "celery_common_release=2.0.0")
+    steps["release"] = {"rc": rc, "wall_s": round(took, 1), "current": lab.current()}
+    rc, out, took = lab.playbook("playbooks/rollback.yml")
+    steps["rollback"] = {"rc": rc, "wall_s": round(took, 1), "current": lab.current()}
+    t_released = time.time()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        broken = patched_wheelhouse(args.wheelhouse, Path(tmp) / "broken", "app/__init__.py", BROKEN_IMPORT, True)
+        unready = patched_wheelhouse(args.wheelhouse, Path(tmp) / "unready", "app/celery.py", UNREADY_WORKER, False)
+        before_pids, before = lab.main_pids(), lab.current()
+        rc, out, took = lab.playbook("site.yml", "-e", "celery_common_release=3.0.0",
+                                     "-e", f"celery_common_wheelhouse_src={broken}")
+        after_pids, after = lab.main_pids(), lab.current()
+        steps["broken"] = {"rc": rc, "wall_s": round(took, 1), "current_unchanged": after == before,
+                           "nothing_restarted": after_pids == before_pids,
+                           "error_names_import": "broken at import" in out,
+                           "error": next((line.strip() for line in out.splitlines()
+                                          if "failed its check" in line), "")}
+        before = lab.current()
+        rc, out, took = lab.playbook("site.yml", "-e", "celery_common_release=4.0.0",
+                                     "-e", f"celery_common_wheelhouse_src={unready}")
+        after = lab.current()
+        steps["unready"] = {"rc": rc, "wall_s": round(took, 1), "current_unchanged": after == before,
+                            "error": next((line.strip() for line in out.splitlines()
+                                           if "the next batches were not started" in line), "")}
+        steps["unready"]["names_instance"] = "fast" in steps["unready"]["error"]
+    t_end = time.time()
+    time.sleep(5)
+    f.run("control", f"pkill -f '[{LOAD_MARK[0]}]{LOAD_MARK[1:]}'; sleep 1;"
+          f" pkill -f '[{SAMPLE_MARK[0]}]{SAMPLE_MARK[1:]}'", check=False)
+    gen.communicate(timeout=60)
+    sampler.communicate(timeout=60)
+
+    published = {json.loads(line)["id"]: json.loads(line) for line in
+                 f.run("control", f"cat {WORK}/published-{tag}.jsonl").stdout.splitlines() if line.strip()}
+    # Tasks published in the last seconds before the generator stopped still complete now: wait
+    # until every one is in a ledger or nothing new arrives for 90 s (long tasks take 60 s).
+    last, last_change = -1, time.monotonic()
+    while True:
+        done = [r for r in ledgers(f) if r["id"].startswith(f"{tag}-")]
+        counts = Counter(r["id"] for r in done)
+        if len(done) != last:
+            last, last_change = len(done), time.monotonic()
+        if set(published) <= set(counts) or time.monotonic() - last_change > 90:
+            break
+        time.sleep(5)
+    lost = sorted(set(published) - set(counts))
+    duplicates = {i: n for i, n in counts.items() if n > 1}
+    first_done = {}
+    for r in done:
+        first_done[r["id"]] = min(first_done.get(r["id"], r["done"]), r["done"])
+    def waits(t0: float, t1: float) -> list[float]:
+        return [first_done[i] - p["t"] for i, p in published.items()
+                if p["queue"] != "long" and t0 <= p["t"] < t1 and i in first_done]
+    steady, during = waits(t_start + 10, t_release), waits(t_release, t_released)
+    samples = [json.loads(line) for line in f.run("control", f"cat {WORK}/samples.jsonl").stdout.splitlines()
+               if line.strip()]
+    window = [s for s in samples if t_release - 5 <= s["t"] <= t_end]
+    max_gap, gaps = consumer_gaps(window, queues)
+    broken_blocked = (steps["broken"]["rc"] != 0 and steps["broken"]["current_unchanged"]
+                      and steps["broken"]["nothing_restarted"] and steps["broken"]["error_names_import"])
+    unready_rolled_back = (steps["unready"]["rc"] != 0 and steps["unready"]["current_unchanged"]
+                           and steps["unready"]["names_instance"])
+    record = {
+        "commit": commit,
+        "lost": len(lost), "lost_ids": lost[:20],
+        "duplicates": len(duplicates), "duplicate_ids": dict(list(duplicates.items())[:20]),
+        "published": len(published), "completed": len(counts),
+        "max_consumer_gap_s": max_gap, "consumer_gap_s_by_queue": gaps,
+        "samples": len(window), "samples_without_any_reply": sum(1 for s in window if not s["nodes"]),
+        "p95_wait_steady_s": round(p95(steady), 3), "p95_wait_release_s": round(p95(during), 3),
+        "p95_ratio": round(p95(during) / p95(steady), 2) if steady and p95(steady) > 0 else None,
+        "broken_release_blocked": broken_blocked,
+        "unready_release_rolled_back": unready_rolled_back,
+        "release_wall_s": steps["release"]["wall_s"], "rollback_wall_s": steps["rollback"]["wall_s"],
+        "first_release": first, "steps": steps,
+        "load": {"rate": args.rate, "long_every": args.long_every},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(record))
+    print(json.dumps({k: record[k] for k in ("lost", "duplicates", "max_consumer_gap_s", "p95_ratio",
+                                             "broken_release_blocked", "unready_release_rolled_back",
+                                             "release_wall_s", "rollback_wall_s")}), flush=True)
+    ok = (not lost and max_gap == 0 and broken_blocked and unready_rolled_back
+          and steps["release"]["rc"] == 0 and steps["rollback"]["rc"] == 0
+          and steps["rollback"]["current"] == first and steps["release"]["current"] != first)
+    if not ok:
+        print("FAILED: see molecule/results/release.json", file=sys.stderr)
+    return 0 if ok else 1
+
+
+def markdown(r: dict) -> str:
+    return "\n".join([
+        "<!-- generated by molecule/shared/release.py from release.json; do not edit -->",
+        f"Measured at commit `{r['commit']}` (`python molecule/shared/release.py`, four-VM lab, "
+        f"{r['load']['rate']:g} instant tasks/s plus one 20-60 s `long` task every {r['load']['long_every']}).", "",
+        "| release v1 → v2, rollback v2 → v1 | value |", "|---|---|",
+        f"| tasks published / completed | {r['published']} / {r['completed']} |",
+        f"| lost | {r['lost']} |",
+        f"| duplicates | {r['duplicates']} |",
+        f"| longest time a declared queue had no consumer (s) | {r['max_consumer_gap_s']} |",
+        f"| instant-task p95 wait, during releases ÷ steady | {r['p95_ratio']} "
+        f"({r['p95_wait_release_s']} s / {r['p95_wait_steady_s']} s) |",
+        f"| release wall time (s) | {r['release_wall_s']} |",
+        f"| rollback wall time (s) | {r['rollback_wall_s']} |",
+        f"| release that raises at import: blocked before any host moved | {r['broken_release_blocked']} |",
+        f"| release whose worker cannot start: first host rolled back, later batches untouched | "
+        f"{r['unready_release_rolled_back']} |",
+    ]) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
