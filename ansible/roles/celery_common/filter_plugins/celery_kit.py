@@ -68,9 +68,9 @@ def celery_kit_timezone_problems(name) -> list[str]:
 def celery_kit_broker_problems(url, variable: str, redis: dict) -> list[str]:
     """A Redis URL checked against the Redis role's variables of the fleet's Redis host.
 
-    ``redis``: ``present`` (a ``redis`` group exists), ``host``, ``password``, ``port``,
-    ``addresses`` (what Redis binds, plus the host's inventory name and address) and
-    ``same_host`` (the checked host is the Redis host).
+    ``redis``: ``present`` (a ``redis`` group exists), ``host``, ``user`` (the ACL user Celery
+    logs in as), ``password``, ``port``, ``addresses`` (what Redis binds, plus the host's
+    inventory name and address) and ``same_host`` (the checked host is the Redis host).
     """
     if not url:
         return []
@@ -107,6 +107,15 @@ def celery_kit_broker_problems(url, variable: str, redis: dict) -> list[str]:
     expected_port = int(redis.get("port") or 6379)
     if (port or 6379) != expected_port:
         problems.append(f"{variable}: port {port or 6379} in {shown} is not celery_redis_port ({expected_port})")
+    user = redis.get("user") or ""
+    given_user = unquote(parts.username or "")
+    if user and given_user != user:
+        if not given_user:
+            problems.append(f"{variable}: {shown} names no user; Redis on {host} has no default user, "
+                            f"Celery logs in as celery_redis_user: redis://{user}:PASSWORD@...")
+        else:
+            problems.append(f"{variable}: user {given_user!r} in {shown} is not celery_redis_user of {host} "
+                            f"({user!r})")
     password = redis.get("password") or ""
     if password and unquote(parts.password or "") != password:
         problems.append(f"{variable}: the password in {shown} is not celery_redis_password of {host} "
