@@ -13,6 +13,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -305,3 +306,36 @@ def test_the_users_file_holds_hashes_not_passwords(rendered):
     assert hashed(NEW) not in (rendered / "old.conf").read_text()
     assert hashed(OLD) not in (rendered / "new.conf").read_text()
     assert hashed(ADMIN) in users["admin"] and "+@all" in users["admin"] and "+@all" not in users["celery"]
+
+
+def _rotate(tmp_path: Path, previous: str, env_password: str, *args: str):
+    """playbooks/rotate-redis-password.yml against this machine, the Celery host's common.env in tmp_path."""
+    (tmp_path / "common.env").write_text(
+        f"CELERY_BROKER_URL='redis://celery:{env_password}@10.99.0.10:6379/0'\n"
+        f"CELERY_RESULT_BACKEND='redis://celery:{env_password}@10.99.0.10:6379/1'\n")
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "ansible_become": False}
+    inventory = {"all": {"vars": local, "children": {
+        "redis": {"hosts": {"broker": {"celery_redis_password": NEW, "celery_redis_admin_password": ADMIN,
+                                       "celery_redis_previous_password": previous}}},
+        "celery_workers": {"hosts": {"node1": {"celery_common_config_dir": str(tmp_path),
+                                               "celery_common_user": "nobody"}}}}}}
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    return ansible_playbook("-i", str(tmp_path / "hosts.yml"), "playbooks/rotate-redis-password.yml", *args,
+                            timeout=240)
+
+
+def test_the_rotation_playbook_refuses_while_a_previous_password_is_listed(tmp_path):
+    done = _rotate(tmp_path, OLD, NEW)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0 and "celery_redis_previous_password" in output, output[-3000:]
+    assert "PLAY [Drop the previous password" not in output and OLD not in output and NEW not in output
+
+
+def test_the_rotation_playbook_refuses_while_a_celery_host_has_the_old_password(tmp_path):
+    done = _rotate(tmp_path, "", OLD, "--limit", "node1")
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output[-3000:]
+    assert "CELERY_BROKER_URL does not log in as 'celery' with celery_redis_password" in output, output[-3000:]
+    assert OLD not in output and NEW not in output
+    done = _rotate(tmp_path, "", NEW, "--limit", "node1")
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]

@@ -16,12 +16,17 @@ import yaml
 
 from roles_support import ansible_playbook
 
+# The module fixture below runs every case's ansible-playbook before the first test: its time
+# counts against that test's timeout (pytest.ini: 300 s), too little for some 55 runs on a busy machine.
+pytestmark = pytest.mark.timeout(1200)
+
 VALID = {
     "celery_redis_password": "preflight-test-redis-password",
+    "celery_redis_admin_password": "preflight-test-redis-admin-password",
     "celery_flower_basic_auth_password": "preflight-test-flower-password",
     # Redis on node1, reached by every Celery host on its private address.
     "celery_redis_bind_addresses": ["127.0.0.1", "10.99.0.10"],
-    "celery_common_broker_url": "redis://:preflight-test-redis-password@10.99.0.10:6379/0",
+    "celery_common_broker_url": "redis://celery:preflight-test-redis-password@10.99.0.10:6379/0",
     "celery_common_app_queues": ["default", "high", "long", "low"],
     "celery_worker_instances": [
         {"name": "fast", "queues": ["high", "default"], "stop_timeout": 60},
@@ -113,17 +118,47 @@ CASES = {
         "celery_common_broker_url": "amqp://guest:preflight-test-redis-password@10.99.0.10:5672//"}),
         "celery_common_broker_url: scheme amqp://"),
     "broker-host-redis-does-not-bind": (dict(overrides={
-        "celery_common_broker_url": "redis://:preflight-test-redis-password@10.9.9.9:6379/0"}),
+        "celery_common_broker_url": "redis://celery:preflight-test-redis-password@10.9.9.9:6379/0"}),
         "celery_common_broker_url: host 10.9.9.9"),
     "broker-port-is-not-the-redis-port": (dict(overrides={
-        "celery_common_broker_url": "redis://:preflight-test-redis-password@10.99.0.10:6380/0"}),
+        "celery_common_broker_url": "redis://celery:preflight-test-redis-password@10.99.0.10:6380/0"}),
         "celery_common_broker_url: port 6380 in redis://********@10.99.0.10:6380/0 is not celery_redis_port (6379)"),
     "broker-password-is-not-the-redis-password": (dict(overrides={
-        "celery_common_broker_url": "redis://:preflight-test-other-password@10.99.0.10:6379/0"}),
+        "celery_common_broker_url": "redis://celery:preflight-test-other-password@10.99.0.10:6379/0"}),
+        "is not celery_redis_password"),
+    "redis-admin-password-missing": (dict(drop=("celery_redis_admin_password",)), "celery_redis_admin_password"),
+    "redis-password-empty": (dict(overrides={"celery_redis_password": ""}),
+                             "celery_redis_password: required, a non-empty string"),
+    "redis-admin-password-short": (dict(overrides={"celery_redis_admin_password": "short-admin-pw"}),
+                                   "celery_redis_admin_password: at least 16 characters (value not shown)"),
+    "redis-previous-password-is-the-new-one": (dict(overrides={
+        "celery_redis_previous_password": "preflight-test-redis-password"}),
+        "celery_redis_previous_password: equals celery_redis_password"),
+    "redis-admin-previous-password-is-the-new-one": (dict(overrides={
+        "celery_redis_admin_previous_password": "preflight-test-redis-admin-password"}),
+        "celery_redis_admin_previous_password: equals celery_redis_admin_password"),
+    "redis-admin-password-is-the-celery-password": (dict(overrides={
+        "celery_redis_admin_password": "preflight-test-redis-password"}),
+        "celery_redis_admin_password: must differ from celery_redis_password"),
+    "redis-user-with-a-space": (dict(overrides={"celery_redis_user": "cel ery"}),
+                                'celery_redis_user: "cel ery" must be'),
+    "redis-user-with-a-trailing-newline": (dict(overrides={"celery_redis_user": "celery\n"}),
+                                           'celery_redis_user: "celery\\n" must be'),
+    "redis-user-is-the-admin": (dict(overrides={"celery_redis_user": "admin"}),
+                                "celery_redis_user: admin is a user the role defines itself"),
+    "broker-url-without-a-user": (dict(overrides={
+        "celery_common_broker_url": "redis://:preflight-test-redis-password@10.99.0.10:6379/0"}),
+        "celery_common_broker_url: redis://********@10.99.0.10:6379/0 names no user"),
+    "broker-url-with-another-user": (dict(overrides={
+        "celery_common_broker_url": "redis://admin:preflight-test-redis-password@10.99.0.10:6379/0"}),
+        "celery_common_broker_url: user 'admin' in redis://********@10.99.0.10:6379/0 is not celery_redis_user"),
+    "broker-url-with-the-previous-password": (dict(overrides={
+        "celery_redis_previous_password": "preflight-test-old-redis-password",
+        "celery_common_broker_url": "redis://celery:preflight-test-old-redis-password@10.99.0.10:6379/0"}),
         "is not celery_redis_password"),
     "backend-password-not-encoded": (dict(overrides={
         "celery_redis_password": "preflight/test#redis@password",
-        "celery_common_broker_url": "redis://:preflight%2Ftest%23redis%40password@10.99.0.10:6379/0",
+        "celery_common_broker_url": "redis://celery:preflight%2Ftest%23redis%40password@10.99.0.10:6379/0",
         "celery_common_result_backend": "redis://:preflight/test#redis@password@10.99.0.10:6379/1"}),
         "celery_common_result_backend: redis://******** does not parse"),
     "worker-arg-with-the-redis-password": (dict(overrides={"celery_worker_instances": [
@@ -176,9 +211,11 @@ def test_bad_input_fails_in_preflight_naming_the_variable(bad_input_runs, case):
     assert expected in output, output[-4000:]
     assert not _started_a_change_play(output), "a play that changes hosts started despite bad input"
     values = {**VALID, **kwargs.get("overrides", {})}
-    for name in ("celery_redis_password", "celery_flower_basic_auth_password"):
+    for name in ("celery_redis_password", "celery_redis_admin_password", "celery_redis_previous_password",
+                 "celery_redis_admin_previous_password", "celery_flower_basic_auth_password"):
         if name in values:
-            assert values[name] not in output, f"{name} printed"
+            if values[name]:
+                assert values[name] not in output, f"{name} printed"
 
 
 def test_the_lab_inventory_passes_preflight(tmp_path):

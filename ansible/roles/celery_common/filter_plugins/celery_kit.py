@@ -123,6 +123,33 @@ def celery_kit_broker_problems(url, variable: str, redis: dict) -> list[str]:
     return problems
 
 
+def celery_kit_env_login_problems(content: str, path: str, user: str, password: str) -> list[str]:
+    """The Redis URLs in an environment file (``KEY='value'`` lines, as common.env is written)
+    that do not log in as ``user`` with ``password``: what a Celery process started from this
+    file would send. Names the variable, never a value."""
+    problems = []
+    found = False
+    for line in str(content).splitlines():
+        key, sep, value = line.partition("=")
+        if not sep or key.strip() not in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "APP_REDIS_URL"):
+            continue
+        value = value.strip().strip("'")
+        if not value.startswith("redis://"):
+            continue
+        found = True
+        try:
+            parts = urlsplit(value)
+            given = (unquote(parts.username or ""), unquote(parts.password or ""))
+        except ValueError:
+            given = ("", "")
+        if given != (user, password):
+            problems.append(f"{path}: {key.strip()} does not log in as {user!r} with celery_redis_password "
+                            f"(values not shown)")
+    if not found:
+        problems.append(f"{path}: no Redis URL (CELERY_BROKER_URL) found")
+    return problems
+
+
 def _secret_forms(secrets) -> list[str]:
     forms = set()
     for secret in secrets or []:
@@ -196,5 +223,6 @@ class FilterModule:
             "celery_kit_timezone_problems": celery_kit_timezone_problems,
             "celery_kit_broker_problems": celery_kit_broker_problems,
             "celery_kit_secret_args": celery_kit_secret_args,
+            "celery_kit_env_login_problems": celery_kit_env_login_problems,
             "celery_kit_release_digest": celery_kit_release_digest,
         }
