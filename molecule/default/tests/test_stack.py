@@ -53,9 +53,10 @@ def celery_python(host, code: str, timeout: int = 120) -> str:
     return cmd.stdout.strip()
 
 
-def redis_cli(host, *args: str) -> str:
-    password = hv(host)["celery_redis_password"]
-    cmd = host.run("REDISCLI_AUTH=%s redis-cli --no-auth-warning -n 2 " + " ".join(["%s"] * len(args)), password, *args)
+def redis_cli(host, *args: str, user: str = "admin") -> str:
+    password = hv(host)["celery_redis_admin_password" if user == "admin" else "celery_redis_password"]
+    cmd = host.run("REDISCLI_AUTH=%s redis-cli --no-auth-warning --user %s -n 2 " + " ".join(["%s"] * len(args)),
+                   password, user, *args)
     assert cmd.rc == 0, cmd.stderr
     return cmd.stdout.strip()
 
@@ -93,6 +94,13 @@ def test_redis_demands_the_password_and_keeps_queues_safe(host):
     only(host, "redis")
     unauthenticated = host.run("redis-cli -h 127.0.0.1 ping")
     assert "NOAUTH" in unauthenticated.stdout + unauthenticated.stderr
+    # The celery user runs Celery's commands only; the default user is disabled.
+    assert redis_cli(host, "ping", user="celery") == "PONG"
+    # (Commands that would do no harm if they did run.)
+    for command in (["config", "get", "appendonly"], ["replicaof", "no", "one"], ["acl", "list"], ["keys", "*"]):
+        assert "NOPERM" in redis_cli(host, *command, user="celery"), command
+    bare = host.run("REDISCLI_AUTH=%s redis-cli --no-auth-warning ping", hv(host)["celery_redis_password"])
+    assert "WRONGPASS" in bare.stdout + bare.stderr
     assert redis_cli(host, "config", "get", "appendonly").split() == ["appendonly", "yes"]
     assert redis_cli(host, "config", "get", "maxmemory-policy").split() == ["maxmemory-policy", "noeviction"]
     assert redis_cli(host, "config", "get", "protected-mode").split() == ["protected-mode", "yes"]
