@@ -149,6 +149,15 @@ CASES = {
                            "celery_worker_cold_shutdown_timeout: must be 1-600 seconds"),
     "cold-shutdown-a-day": (dict(overrides={"celery_worker_cold_shutdown_timeout": 86400}),
                             "celery_worker_cold_shutdown_timeout: must be 1-600 seconds"),
+    "memory-max-not-a-size": (dict(overrides={"celery_worker_instances": [
+        {"name": "fast", "queues": ["high"], "memory_max": "2 GB"}]}),
+        'celery_worker_instances[fast].memory_max (or celery_worker_memory_max): "2 GB" is not a systemd size'),
+    "open-files-limit-too-low": (dict(overrides={"celery_worker_limit_nofile": 64}),
+                                 "celery_worker_limit_nofile: must be a whole number of at least 1024"),
+    "ready-timeout-too-short": (dict(overrides={"celery_worker_ready_timeout": 2}),
+                                "celery_worker_ready_timeout: must be whole seconds, at least 10"),
+    "releases-keep-one": (dict(overrides={"celery_common_releases_keep": 1}),
+                          "celery_common_releases_keep: must be a whole number of at least 2"),
 }
 
 
