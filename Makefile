@@ -19,7 +19,7 @@ apt_install = missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missi
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-.PHONY: help setup test test-fast clean render lint
+.PHONY: help setup test test-fast clean render lint role-docs
 help:
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
@@ -50,6 +50,9 @@ clean:
 
 render: setup ## re-render systemd/ and deploy/ from the roles' templates (default values)
 	$(BIN)/ansible-playbook ansible/render-defaults.yml
+
+role-docs: setup ## re-render ansible/roles/*/README.md from each role's meta/argument_specs.yml
+	$(BIN)/python ansible/render_role_docs.py
 
 lint: setup ## ruff, yamllint and ansible-lint (production profile); fails on any finding
 	$(BIN)/ruff check .
