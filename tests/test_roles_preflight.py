@@ -156,6 +156,8 @@ CASES = {
                                  "celery_worker_limit_nofile: must be a whole number of at least 1024"),
     "ready-timeout-too-short": (dict(overrides={"celery_worker_ready_timeout": 2}),
                                 "celery_worker_ready_timeout: must be whole seconds, at least 10"),
+    "rollout-batch-zero": (dict(overrides={"celery_rollout_batch": 0}),
+                           "celery_rollout_batch: must be a number of hosts (at least 1) or a percentage"),
     "releases-keep-one": (dict(overrides={"celery_common_releases_keep": 1}),
                           "celery_common_releases_keep: must be a whole number of at least 2"),
 }
