@@ -7,8 +7,8 @@ LAB_PLAYBOOK ?= ansible/site.yml
 LAB_DEMO ?= ansible/playbooks/lab-demo.yml
 LAB_NAME ?= lab
 LAB_SCENARIO ?= default
-# What `make test-vm` (and so `make test`) runs, one after the other.
-LAB_TEST_SCENARIOS ?= default supervisor
+# What `make test-vm` (and so `make test`) runs, one after the other (`bare`: on demand, see molecule/bare).
+LAB_TEST_SCENARIOS ?= default
 LAB_ACCEL ?= auto
 export LAB_RELEASE LAB_ACCEL
 

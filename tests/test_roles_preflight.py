@@ -184,6 +184,17 @@ CASES = {
                            "celery_worker_cold_shutdown_timeout: must be 1-600 seconds"),
     "cold-shutdown-a-day": (dict(overrides={"celery_worker_cold_shutdown_timeout": 86400}),
                             "celery_worker_cold_shutdown_timeout: must be 1-600 seconds"),
+    "memory-max-not-a-size": (dict(overrides={"celery_worker_instances": [
+        {"name": "fast", "queues": ["high"], "memory_max": "2 GB"}]}),
+        'celery_worker_instances[fast].memory_max (or celery_worker_memory_max): "2 GB" is not a systemd size'),
+    "open-files-limit-too-low": (dict(overrides={"celery_worker_limit_nofile": 64}),
+                                 "celery_worker_limit_nofile: must be a whole number of at least 1024"),
+    "ready-timeout-too-short": (dict(overrides={"celery_worker_ready_timeout": 2}),
+                                "celery_worker_ready_timeout: must be whole seconds, at least 10"),
+    "rollout-batch-zero": (dict(overrides={"celery_rollout_batch": 0}),
+                           "celery_rollout_batch: must be a number of hosts (at least 1) or a percentage"),
+    "releases-keep-one": (dict(overrides={"celery_common_releases_keep": 1}),
+                          "celery_common_releases_keep: must be a whole number of at least 2"),
 }
 
 
@@ -229,3 +240,14 @@ def test_the_lab_inventory_passes_preflight(tmp_path):
                               timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "PLAY [Preflight" in result.stdout
+
+
+def test_the_lab_inventory_has_the_topology_the_lab_boots():
+    """ansible/inventories/lab/hosts.yml names the groups molecule/default/molecule.yml boots (make lab
+    combines both): a host moved in one and not the other would converge a different fleet."""
+    repo = Path(__file__).resolve().parents[1]
+    platforms = yaml.safe_load((repo / "molecule/default/molecule.yml").read_text())["platforms"]
+    booted = {(g, p["name"]) for p in platforms for g in p.get("groups", [])}
+    inventory = yaml.safe_load((repo / "ansible/inventories/lab/hosts.yml").read_text())["all"]["children"]
+    declared = {(g, h) for g, body in inventory.items() for h in (body.get("hosts") or {})}
+    assert declared == booted
