@@ -356,9 +356,17 @@ FAULTS = {
 MAY_LOSE = {"redis_kill9_everysec": "Redis documents up to one second of writes lost with appendfsync everysec"}
 
 
+def worker_hosts() -> list[str]:
+    """The hosts the default scenario boots in the celery_workers group (molecule.yml is the topology)."""
+    import yaml  # the venv has it (Molecule and Ansible need it)
+
+    platforms = yaml.safe_load((REPO / "molecule" / "default" / "molecule.yml").read_text())["platforms"]
+    return [p["name"] for p in platforms if "celery_workers" in p.get("groups", [])]
+
+
 def ledgers(f: Fleet) -> list[dict]:
     records = []
-    for host in ("worker1", "worker2"):
+    for host in worker_hosts():
         out = f.run(host, f"cat {LEDGER_GLOB} 2>/dev/null || true").stdout
         records += [json.loads(line) for line in out.splitlines() if line.strip()]
     return records

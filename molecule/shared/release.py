@@ -42,7 +42,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from faults import EXEC, GENERATOR, LOAD_MARK, PYTHON, REPO, WORK, Fleet, ledgers  # noqa: E402
 
-WORKERS = ("worker1", "worker2")
 CELERY_HOSTS = ("worker1", "worker2", "control")
 SAMPLE_MARK = "kit-release-sampler"
 
