@@ -116,6 +116,8 @@ class Lab:
         # The control VM (one vCPU) answers SSH slowly while the load generator and the sampler
         # start under TCG: a generous connect timeout and retries, or the play fails "unreachable".
         env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="false", ANSIBLE_PIPELINING="true",
+                   ANSIBLE_STRATEGY_PLUGINS=str(REPO / "lab" / "ansible_plugins" / "strategy"),
+                   ANSIBLE_STRATEGY="mitogen_linear",
                    ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1", ANSIBLE_TIMEOUT="120",
                    ANSIBLE_SSH_RETRIES="5")
         t = time.monotonic()
