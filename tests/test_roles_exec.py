@@ -37,8 +37,11 @@ def _start(tmp_path: Path, mode: str, *exec_args: str):
     env1, env2 = tmp_path / "one.env", tmp_path / "two.env"
     env1.write_text("# comment\nKIT_A='with spaces and $dollar'\n")
     env2.write_text("KIT_B='second'\n")
+    # Default signal actions, as systemd and supervisord start it: a shell cannot trap a signal
+    # that was ignored when it started (e.g. HUP under nohup).
     proc = subprocess.Popen(["/bin/sh", str(EXEC), *exec_args, str(env1), str(env2), "--",
-                             sys.executable, "-c", CHILD, mode, str(log)])
+                             sys.executable, "-c", CHILD, mode, str(log)],
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
     for _ in range(100):
         if log.exists() and log.read_text():
             break
