@@ -7,8 +7,14 @@ ANSIBLE_STRATEGY_PLUGINS); the playbooks do not depend on it, and production run
 strategies unless an operator opts in the same way.
 """
 
+import ansible_mitogen.affinity
 import ansible_mitogen.loaders
 import ansible_mitogen.strategy
+
+# Mitogen pins Ansible's processes to CPUs, and every child inherits the mask: on a two-core
+# machine all of them, and the lab's QEMU processes started from a play, share one core while the
+# other idles. The base Policy pins nothing; the scheduler balances.
+ansible_mitogen.affinity.policy = ansible_mitogen.affinity.Policy()
 
 _Linear = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
