@@ -1,6 +1,6 @@
 """Per-machine seed disks.
 
-Each VM boots the same base image plus a tiny read-only ext4 disk labelled
+Each VM boots the base image of its Debian release plus a tiny read-only ext4 disk labelled
 LABSEED. The image's generic ``lab-seed.service`` runs the disk's ``apply``
 script early in boot; that script gives the machine its identity: hostname,
 /etc/hosts for every lab machine, the sudo user with the lab's public key, an
