@@ -26,7 +26,7 @@ NAT_ADDRESS, NAT_GATEWAY, NAT_DNS = "10.0.2.15/24", "10.0.2.2", "10.0.2.3"
 APPLY = """\
 set -eu
 echo {name} >/etc/hostname
-hostname {name}
+echo {name} >/proc/sys/kernel/hostname
 printf '%s\\n' '127.0.0.1 localhost' {hosts} '::1 localhost ip6-localhost ip6-loopback' >/etc/hosts
 echo 'nameserver {dns}' >/etc/resolv.conf
 
