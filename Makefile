@@ -7,7 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-APT_PACKAGES := redis-server redis-tools
+# prometheus ships promtool, prometheus-redis-exporter the exporter monitoring/ configures: the tests
+# check the rules with both (tests/test_monitoring.py). Debian enables both services where systemd runs.
+APT_PACKAGES := redis-server redis-tools prometheus prometheus-redis-exporter
 APT_STAMP := .cache/apt.stamp
 VENV_STAMP := $(VENV)/.installed
 
@@ -19,7 +21,7 @@ apt_install = missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missi
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-.PHONY: help setup test test-fast clean render lint
+.PHONY: help setup test test-fast clean render lint role-docs
 help:
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
@@ -50,6 +52,9 @@ clean:
 
 render: setup ## re-render systemd/ and deploy/ from the roles' templates (default values)
 	$(BIN)/ansible-playbook ansible/render-defaults.yml
+
+role-docs: setup ## re-render ansible/roles/*/README.md from each role's meta/argument_specs.yml
+	$(BIN)/python ansible/render_role_docs.py
 
 lint: setup ## ruff, yamllint and ansible-lint (production profile); fails on any finding
 	$(BIN)/ruff check .

@@ -138,6 +138,8 @@ rm -f "$rootfs/var/lib/dbus/machine-id"
 
 install -m 0755 "$here/image/lab-seed" "$rootfs/usr/local/sbin/lab-seed"
 install -m 0644 "$here/image/lab-seed.service" "$rootfs/etc/systemd/system/lab-seed.service"
+install -D -m 0644 "$here/image/seed-device-timeout.conf" \
+  "$rootfs/etc/systemd/system/"'dev-disk-by\x2dlabel-LABSEED.device.d'/lab-timeout.conf
 in_root systemctl enable lab-seed.service systemd-networkd.service >/dev/null 2>&1
 in_root systemctl mask "${masked_units[@]}" >/dev/null 2>&1
 if [[ -n "$LAB_PRELOAD" ]]; then

@@ -8,9 +8,11 @@ LAB_PLAYBOOK ?= ansible/site.yml
 LAB_DEMO ?= ansible/playbooks/lab-demo.yml
 LAB_NAME ?= lab
 LAB_SCENARIO ?= default
-# What `make test-vm` (and so `make test`) runs, one after the other.
-LAB_TEST_SCENARIOS ?= default supervisor
+# What `make test-vm` (and so `make test`) runs, one after the other (`bare`: on demand, see molecule/bare).
+LAB_TEST_SCENARIOS ?= default
 LAB_ACCEL ?= auto
+# Ansible over Mitogen for the lab's playbooks, as in molecule/default/molecule.yml (empty: Ansible's own).
+LAB_ANSIBLE_STRATEGY ?= ANSIBLE_STRATEGY_PLUGINS=$(CURDIR)/lab/ansible_plugins/strategy ANSIBLE_STRATEGY=mitogen_linear ANSIBLE_TIMEOUT=60
 export LAB_RELEASE LAB_ACCEL
 
 LAB_APT_PACKAGES := qemu-system-x86 qemu-utils debootstrap e2fsprogs openssh-client iproute2
@@ -48,10 +50,10 @@ lab: setup $(LAB_APT_STAMP) $(WHEELHOUSE) ## boot the VM lab, run $(LAB_PLAYBOOK
 	images=$$($(BIN)/python lab/labctl images --molecule-file molecule/$(LAB_SCENARIO)/molecule.yml); \
 	$(BIN)/python lab/labctl up --name $(LAB_NAME) $$(printf -- '--image-dir=%s ' $$images) \
 	  --molecule-file molecule/$(LAB_SCENARIO)/molecule.yml; \
-	ANSIBLE_PIPELINING=true ANSIBLE_FORKS=4 ANSIBLE_HOST_KEY_CHECKING=false \
+	ANSIBLE_PIPELINING=true ANSIBLE_FORKS=4 ANSIBLE_HOST_KEY_CHECKING=false $(LAB_ANSIBLE_STRATEGY) \
 	  $(BIN)/ansible-playbook -i $(LAB_INVENTORY) $(addprefix -i ,$(LAB_EXTRA_INVENTORY)) $(LAB_PLAYBOOK); \
 	if [ -n "$(LAB_DEMO)" ]; then \
-	  ANSIBLE_PIPELINING=true ANSIBLE_HOST_KEY_CHECKING=false ANSIBLE_CALLBACK_RESULT_FORMAT=yaml \
+	  ANSIBLE_PIPELINING=true ANSIBLE_HOST_KEY_CHECKING=false ANSIBLE_CALLBACK_RESULT_FORMAT=yaml $(LAB_ANSIBLE_STRATEGY) \
 	    $(BIN)/ansible-playbook -i $(LAB_INVENTORY) $(addprefix -i ,$(LAB_EXTRA_INVENTORY)) $(LAB_DEMO); \
 	fi; \
 	$(BIN)/python lab/labctl status --name $(LAB_NAME); \

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run `molecule test` for lab scenarios and record the wall time of every stage.
 
-    lab/timed_molecule.py test default supervisor     # what `make test-vm` runs
+    lab/timed_molecule.py test default                # what `make test-vm` runs
     lab/timed_molecule.py suite fast -- pytest tests  # time any command as a named suite (`make test-fast`)
     lab/timed_molecule.py render                      # rewrite timings.md from timings.json
 

@@ -23,10 +23,12 @@ import yaml
 from roles_support import ANSIBLE_DIR, ROLES_DIR, wheelhouse_tar
 
 REDIS_PASSWORD = "Kit-Secret/redis#pw@1%?:x"
+REDIS_ADMIN_PASSWORD = "Kit-Secret-redis-admin-pw-5"
 FLOWER_PASSWORD = "Kit-Secret-flower-pw-42"
 APP_SECRET = "Kit-Secret-app-api-key-7"
 INDEX_TOKEN = "Kit-Secret-index-token-9"
-SECRETS = [REDIS_PASSWORD, quote(REDIS_PASSWORD, safe=""), FLOWER_PASSWORD, APP_SECRET, INDEX_TOKEN]
+SECRETS = [REDIS_PASSWORD, quote(REDIS_PASSWORD, safe=""), REDIS_ADMIN_PASSWORD, FLOWER_PASSWORD, APP_SECRET,
+           INDEX_TOKEN]
 FRESH = ["/etc/systemd/system", "/lib/systemd/system", "/etc/redis"]
 
 pytestmark = pytest.mark.skipif(shutil.which("unshare") is None or os.geteuid() != 0,
@@ -46,12 +48,13 @@ def _write_inventory(tmp_path: Path) -> tuple[Path, Path]:
     values = {
         "celery_common_wheelhouse_src": str(wheelhouse),
         "celery_redis_password": REDIS_PASSWORD,
+        "celery_redis_admin_password": REDIS_ADMIN_PASSWORD,
         "celery_redis_bind_addresses": ["127.0.0.1", "10.99.0.10"],
         "celery_flower_basic_auth_password": FLOWER_PASSWORD,
         "celery_flower_address": "10.99.0.11",
-        "celery_common_broker_url": f"redis://:{quoted}@10.99.0.10:6379/0",
-        "celery_common_result_backend": f"redis://:{quoted}@10.99.0.10:6379/1",
-        "celery_common_environment": {"APP_REDIS_URL": f"redis://:{quoted}@10.99.0.10:6379/2"},
+        "celery_common_broker_url": f"redis://celery:{quoted}@10.99.0.10:6379/0",
+        "celery_common_result_backend": f"redis://celery:{quoted}@10.99.0.10:6379/1",
+        "celery_common_environment": {"APP_REDIS_URL": f"redis://celery:{quoted}@10.99.0.10:6379/2"},
         "celery_common_app_queues": ["default", "high", "low"],
         "celery_worker_instances": [
             {"name": "fast", "queues": ["high", "default"], "stop_timeout": 60,

@@ -20,12 +20,17 @@ from roles_support import ansible_playbook, wheelhouse_tar
 CP313_WHEELHOUSE = ("celery_kit_sample-1.0.0-py3-none-any.whl",
                     "pydantic_core-2.50.4-cp313-cp313-manylinux_2_17_x86_64.manylinux2014_x86_64.whl")
 
+# The module fixture below runs every case's ansible-playbook before the first test: its time
+# counts against that test's timeout (pytest.ini: 300 s), too little for some 55 runs on a busy machine.
+pytestmark = pytest.mark.timeout(1200)
+
 VALID = {
     "celery_redis_password": "preflight-test-redis-password",
+    "celery_redis_admin_password": "preflight-test-redis-admin-password",
     "celery_flower_basic_auth_password": "preflight-test-flower-password",
     # Redis on node1, reached by every Celery host on its private address.
     "celery_redis_bind_addresses": ["127.0.0.1", "10.99.0.10"],
-    "celery_common_broker_url": "redis://:preflight-test-redis-password@10.99.0.10:6379/0",
+    "celery_common_broker_url": "redis://celery:preflight-test-redis-password@10.99.0.10:6379/0",
     "celery_common_app_queues": ["default", "high", "long", "low"],
     "celery_worker_instances": [
         {"name": "fast", "queues": ["high", "default"], "stop_timeout": 60},
@@ -122,17 +127,47 @@ CASES = {
         "celery_common_broker_url": "amqp://guest:preflight-test-redis-password@10.99.0.10:5672//"}),
         "celery_common_broker_url: scheme amqp://"),
     "broker-host-redis-does-not-bind": (dict(overrides={
-        "celery_common_broker_url": "redis://:preflight-test-redis-password@10.9.9.9:6379/0"}),
+        "celery_common_broker_url": "redis://celery:preflight-test-redis-password@10.9.9.9:6379/0"}),
         "celery_common_broker_url: host 10.9.9.9"),
     "broker-port-is-not-the-redis-port": (dict(overrides={
-        "celery_common_broker_url": "redis://:preflight-test-redis-password@10.99.0.10:6380/0"}),
+        "celery_common_broker_url": "redis://celery:preflight-test-redis-password@10.99.0.10:6380/0"}),
         "celery_common_broker_url: port 6380 in redis://********@10.99.0.10:6380/0 is not celery_redis_port (6379)"),
     "broker-password-is-not-the-redis-password": (dict(overrides={
-        "celery_common_broker_url": "redis://:preflight-test-other-password@10.99.0.10:6379/0"}),
+        "celery_common_broker_url": "redis://celery:preflight-test-other-password@10.99.0.10:6379/0"}),
+        "is not celery_redis_password"),
+    "redis-admin-password-missing": (dict(drop=("celery_redis_admin_password",)), "celery_redis_admin_password"),
+    "redis-password-empty": (dict(overrides={"celery_redis_password": ""}),
+                             "celery_redis_password: required, a non-empty string"),
+    "redis-admin-password-short": (dict(overrides={"celery_redis_admin_password": "short-admin-pw"}),
+                                   "celery_redis_admin_password: at least 16 characters (value not shown)"),
+    "redis-previous-password-is-the-new-one": (dict(overrides={
+        "celery_redis_previous_password": "preflight-test-redis-password"}),
+        "celery_redis_previous_password: equals celery_redis_password"),
+    "redis-admin-previous-password-is-the-new-one": (dict(overrides={
+        "celery_redis_admin_previous_password": "preflight-test-redis-admin-password"}),
+        "celery_redis_admin_previous_password: equals celery_redis_admin_password"),
+    "redis-admin-password-is-the-celery-password": (dict(overrides={
+        "celery_redis_admin_password": "preflight-test-redis-password"}),
+        "celery_redis_admin_password: must differ from celery_redis_password"),
+    "redis-user-with-a-space": (dict(overrides={"celery_redis_user": "cel ery"}),
+                                'celery_redis_user: "cel ery" must be'),
+    "redis-user-with-a-trailing-newline": (dict(overrides={"celery_redis_user": "celery\n"}),
+                                           'celery_redis_user: "celery\\n" must be'),
+    "redis-user-is-the-admin": (dict(overrides={"celery_redis_user": "admin"}),
+                                "celery_redis_user: admin is a user the role defines itself"),
+    "broker-url-without-a-user": (dict(overrides={
+        "celery_common_broker_url": "redis://:preflight-test-redis-password@10.99.0.10:6379/0"}),
+        "celery_common_broker_url: redis://********@10.99.0.10:6379/0 names no user"),
+    "broker-url-with-another-user": (dict(overrides={
+        "celery_common_broker_url": "redis://admin:preflight-test-redis-password@10.99.0.10:6379/0"}),
+        "celery_common_broker_url: user 'admin' in redis://********@10.99.0.10:6379/0 is not celery_redis_user"),
+    "broker-url-with-the-previous-password": (dict(overrides={
+        "celery_redis_previous_password": "preflight-test-old-redis-password",
+        "celery_common_broker_url": "redis://celery:preflight-test-old-redis-password@10.99.0.10:6379/0"}),
         "is not celery_redis_password"),
     "backend-password-not-encoded": (dict(overrides={
         "celery_redis_password": "preflight/test#redis@password",
-        "celery_common_broker_url": "redis://:preflight%2Ftest%23redis%40password@10.99.0.10:6379/0",
+        "celery_common_broker_url": "redis://celery:preflight%2Ftest%23redis%40password@10.99.0.10:6379/0",
         "celery_common_result_backend": "redis://:preflight/test#redis@password@10.99.0.10:6379/1"}),
         "celery_common_result_backend: redis://******** does not parse"),
     "worker-arg-with-the-redis-password": (dict(overrides={"celery_worker_instances": [
@@ -165,6 +200,8 @@ CASES = {
                                  "celery_worker_limit_nofile: must be a whole number of at least 1024"),
     "ready-timeout-too-short": (dict(overrides={"celery_worker_ready_timeout": 2}),
                                 "celery_worker_ready_timeout: must be whole seconds, at least 10"),
+    "rollout-batch-zero": (dict(overrides={"celery_rollout_batch": 0}),
+                           "celery_rollout_batch: must be a number of hosts (at least 1) or a percentage"),
     "releases-keep-one": (dict(overrides={"celery_common_releases_keep": 1}),
                           "celery_common_releases_keep: must be a whole number of at least 2"),
 }
@@ -194,9 +231,11 @@ def test_bad_input_fails_in_preflight_naming_the_variable(bad_input_runs, case):
     assert expected in output, output[-4000:]
     assert not _started_a_change_play(output), "a play that changes hosts started despite bad input"
     values = {**VALID, **kwargs.get("overrides", {})}
-    for name in ("celery_redis_password", "celery_flower_basic_auth_password"):
+    for name in ("celery_redis_password", "celery_redis_admin_password", "celery_redis_previous_password",
+                 "celery_redis_admin_previous_password", "celery_flower_basic_auth_password"):
         if name in values:
-            assert values[name] not in output, f"{name} printed"
+            if values[name]:
+                assert values[name] not in output, f"{name} printed"
 
 
 def test_the_lab_inventory_passes_preflight(tmp_path):
@@ -209,3 +248,14 @@ def test_the_lab_inventory_passes_preflight(tmp_path):
                               timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "PLAY [Preflight" in result.stdout
+
+
+def test_the_lab_inventory_has_the_topology_the_lab_boots():
+    """ansible/inventories/lab/hosts.yml names the groups molecule/default/molecule.yml boots (make lab
+    combines both): a host moved in one and not the other would converge a different fleet."""
+    repo = Path(__file__).resolve().parents[1]
+    platforms = yaml.safe_load((repo / "molecule/default/molecule.yml").read_text())["platforms"]
+    booted = {(g, p["name"]) for p in platforms for g in p.get("groups", [])}
+    inventory = yaml.safe_load((repo / "ansible/inventories/lab/hosts.yml").read_text())["all"]["children"]
+    declared = {(g, h) for g, body in inventory.items() for h in (body.get("hosts") or {})}
+    assert declared == booted

@@ -115,7 +115,7 @@ def test_no_secret_reaches_a_command_line():
 
 def test_secret_holding_files_say_so_and_shipped_placeholders_are_obvious():
     common = (REPO / "deploy/etc/celery/common.env").read_text()
-    assert "CELERY_BROKER_URL='redis://:CHANGE-ME" in common
+    assert "CELERY_BROKER_URL='redis://celery:CHANGE-ME" in common
     assert "FLOWER_BASIC_AUTH='admin:CHANGE-ME" in (REPO / "deploy/etc/celery/flower.env").read_text()
 
 

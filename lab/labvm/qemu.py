@@ -60,9 +60,16 @@ def command(machine: Machine, run: Path, image_dir: Path, accel_name: str, tap: 
     ]
 
 
+def every_cpu() -> None:
+    """Let this process run on every CPU of the machine. A parent may have pinned itself (Mitogen
+    pins Ansible's processes, and children inherit the mask): four VMs pinned to one core of two
+    boot and run at half speed."""
+    os.sched_setaffinity(0, range(os.cpu_count() or 1))
+
+
 def start(cmd: list[str], log: Path) -> None:
     with log.open("ab") as out:
-        subprocess.run(cmd, check=True, stdout=out, stderr=subprocess.STDOUT)
+        subprocess.run(cmd, check=True, stdout=out, stderr=subprocess.STDOUT, preexec_fn=every_cpu)
 
 
 def pids_using(run: Path) -> list[int]:

@@ -33,6 +33,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[2]
 EXEC = "/opt/celery/bin/celery-kit-exec /etc/celery/common.env --"
 PYTHON = "/opt/celery/current/venv/bin/python"
@@ -150,8 +152,11 @@ class Fleet:
         time.sleep(10)
 
     def redis_cli(self, args: str) -> str:
-        auth = "REDISCLI_AUTH=$(awk '/^requirepass/ {print $2}' /etc/redis/celery-auth.conf | tr -d '\"')"
-        return self.run("broker", f"{auth} redis-cli --no-auth-warning {args}").stdout.strip()
+        """redis-cli on the broker as Redis' admin user; the password (the lab's, from its group_vars)
+        travels on stdin, never argv."""
+        lab_vars = yaml.safe_load((REPO / "ansible" / "inventories" / "lab" / "group_vars" / "all.yml").read_text())
+        command = f"read -r REDISCLI_AUTH && export REDISCLI_AUTH && redis-cli --no-auth-warning --user admin {args}"
+        return self.run("broker", command, stdin=lab_vars["celery_redis_admin_password"] + "\n").stdout.strip()
 
     def fast_forward_unacked(self, ids: list[str]) -> int:
         """Age the unacknowledged messages of ``ids`` past the visibility timeout.
@@ -351,9 +356,17 @@ FAULTS = {
 MAY_LOSE = {"redis_kill9_everysec": "Redis documents up to one second of writes lost with appendfsync everysec"}
 
 
+def worker_hosts() -> list[str]:
+    """The hosts the default scenario boots in the celery_workers group (molecule.yml is the topology)."""
+    import yaml  # the venv has it (Molecule and Ansible need it)
+
+    platforms = yaml.safe_load((REPO / "molecule" / "default" / "molecule.yml").read_text())["platforms"]
+    return [p["name"] for p in platforms if "celery_workers" in p.get("groups", [])]
+
+
 def ledgers(f: Fleet) -> list[dict]:
     records = []
-    for host in ("worker1", "worker2"):
+    for host in worker_hosts():
         out = f.run(host, f"cat {LEDGER_GLOB} 2>/dev/null || true").stdout
         records += [json.loads(line) for line in out.splitlines() if line.strip()]
     return records

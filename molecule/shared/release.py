@@ -42,7 +42,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from faults import EXEC, GENERATOR, LOAD_MARK, PYTHON, REPO, WORK, Fleet, ledgers  # noqa: E402
 
-WORKERS = ("worker1", "worker2")
 CELERY_HOSTS = ("worker1", "worker2", "control")
 SAMPLE_MARK = "kit-release-sampler"
 
@@ -125,20 +124,28 @@ class Lab:
     def __init__(self, fleet: Fleet, inventories: list[str]):
         self.f = fleet
         self.inventories = inventories
+        self.tails: list[dict] = []
 
     def playbook(self, playbook: str, *extra: str) -> tuple[int, str, float]:
         argv = [shutil.which("ansible-playbook") or "ansible-playbook"]
         for inv in self.inventories:
             argv += ["-i", inv]
         argv += [str(REPO / "ansible" / playbook), *extra]
+        # The control VM (one vCPU) answers SSH slowly while the load generator and the sampler
+        # start under TCG: a generous connect timeout and retries, or the play fails "unreachable".
         env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="false", ANSIBLE_PIPELINING="true",
-                   ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+                   ANSIBLE_STRATEGY_PLUGINS=str(REPO / "lab" / "ansible_plugins" / "strategy"),
+                   ANSIBLE_STRATEGY="mitogen_linear",
+                   ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1", ANSIBLE_TIMEOUT="120",
+                   ANSIBLE_SSH_RETRIES="5")
         t = time.monotonic()
         proc = subprocess.run(argv, capture_output=True, text=True, env=env)
         took = time.monotonic() - t
         out = proc.stdout + proc.stderr
         print(f"--- {playbook} {' '.join(extra)}: exit {proc.returncode} in {took:.0f} s", flush=True)
         print("\n".join(out.splitlines()[-25:]), flush=True)
+        self.tails.append({"playbook": f"{playbook} {' '.join(extra)}", "rc": proc.returncode,
+                           "tail": out.splitlines()[-15:]})
         return proc.returncode, out, took
 
     def current(self) -> dict[str, str]:
@@ -201,13 +208,21 @@ def main() -> int:
                   stdin=GENERATOR)
     t_start = time.time()
     time.sleep(args.steady)
+    f.wait_ssh("control", timeout=600)
     steps: dict[str, dict] = {}
+
+    def save_partial() -> None:
+        """After every step: an interrupted drill still leaves what it ran."""
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"commit": commit, "partial": True, "steps": steps}, indent=2) + "\n")
 
     t_release = time.time()
     rc, out, took = lab.playbook("site.yml", "-e", "celery_common_release=2.0.0")
     steps["release"] = {"rc": rc, "wall_s": round(took, 1), "current": lab.current()}
+    save_partial()
     rc, out, took = lab.playbook("playbooks/rollback.yml")
     steps["rollback"] = {"rc": rc, "wall_s": round(took, 1), "current": lab.current()}
+    save_partial()
     t_released = time.time()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -282,6 +297,7 @@ def main() -> int:
         "release_wall_s": steps["release"]["wall_s"], "rollback_wall_s": steps["rollback"]["wall_s"],
         "first_release": first, "steps": steps,
         "load": {"rate": args.rate, "long_every": args.long_every},
+        "playbook_tails": [t for t in lab.tails if t["rc"] != 0],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")

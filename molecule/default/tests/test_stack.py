@@ -2,8 +2,9 @@
 secrets kept out of argv, tasks round-tripping, beat once per interval, Flower behind a
 password, workers surviving a restart without losing a running task, and a reboot.
 
-Runs against the Molecule inventory of the default scenario (systemd) and, through the
-supervisor scenario's own test module, the same checks with supervisor programs.
+Runs against the Molecule inventory of the default scenario, whose fleet mixes both service
+managers (systemd units on worker1 and worker2, supervisor programs on control): each check asks
+the host which one it uses. The bare scenario imports the same checks.
 """
 
 import json
@@ -53,9 +54,10 @@ def celery_python(host, code: str, timeout: int = 120) -> str:
     return cmd.stdout.strip()
 
 
-def redis_cli(host, *args: str) -> str:
-    password = hv(host)["celery_redis_password"]
-    cmd = host.run("REDISCLI_AUTH=%s redis-cli --no-auth-warning -n 2 " + " ".join(["%s"] * len(args)), password, *args)
+def redis_cli(host, *args: str, user: str = "admin") -> str:
+    password = hv(host)["celery_redis_admin_password" if user == "admin" else "celery_redis_password"]
+    cmd = host.run("REDISCLI_AUTH=%s redis-cli --no-auth-warning --user %s -n 2 " + " ".join(["%s"] * len(args)),
+                   password, user, *args)
     assert cmd.rc == 0, cmd.stderr
     return cmd.stdout.strip()
 
@@ -93,6 +95,13 @@ def test_redis_demands_the_password_and_keeps_queues_safe(host):
     only(host, "redis")
     unauthenticated = host.run("redis-cli -h 127.0.0.1 ping")
     assert "NOAUTH" in unauthenticated.stdout + unauthenticated.stderr
+    # The celery user runs Celery's commands only; the default user is disabled.
+    assert redis_cli(host, "ping", user="celery") == "PONG"
+    # (Commands that would do no harm if they did run.)
+    for command in (["config", "get", "appendonly"], ["replicaof", "no", "one"], ["acl", "list"], ["keys", "*"]):
+        assert "NOPERM" in redis_cli(host, *command, user="celery"), command
+    bare = host.run("REDISCLI_AUTH=%s redis-cli --no-auth-warning ping", hv(host)["celery_redis_password"])
+    assert "WRONGPASS" in bare.stdout + bare.stderr
     assert redis_cli(host, "config", "get", "appendonly").split() == ["appendonly", "yes"]
     assert redis_cli(host, "config", "get", "maxmemory-policy").split() == ["maxmemory-policy", "noeviction"]
     assert redis_cli(host, "config", "get", "protected-mode").split() == ["protected-mode", "yes"]
@@ -138,6 +147,38 @@ def test_workers_running_as_declared(host):
         assert service_active(host, f"celery-worker@{inst['name']}.service"), inst["name"]
     if manager(host) == "systemd":
         assert host.service("celery-workers.target").is_enabled
+
+
+def test_the_fleet_runs_both_service_managers(host):
+    """One converge proves the units and the supervisor programs: neither may drop out of the lab."""
+    only(host, "celery_beat")
+    if _SCENARIO.name != "default":
+        pytest.skip(f"{_SCENARIO.name} is not the mixed fleet")
+    runner = host.backend.ansible_runner
+    celery_hosts = {n for g in ("celery_workers", "celery_beat", "flower") for n in runner.get_hosts(g)}
+    managers = {runner.get_variables(n).get("celery_common_service_manager", "systemd") for n in celery_hosts}
+    assert managers == {"systemd", "supervisor"}
+
+
+def _supervisor_host(host):
+    _celery_host(host)
+    if manager(host) != "supervisor":
+        pytest.skip(f"{host.backend.hostname} runs its Celery services under systemd")
+
+
+def test_supervisord_runs_as_the_service_user_under_systemd(host):
+    _supervisor_host(host)
+    unit = host.service("celery-supervisor")
+    assert unit.is_enabled and unit.is_running
+    assert host.process.get(comm="supervisord").user == "celery"
+    assert not host.service("supervisor").is_running  # Debian's root supervisord stays off
+
+
+def test_no_systemd_celery_units_run_next_to_supervisor(host):
+    _supervisor_host(host)
+    units = host.run("systemctl list-units 'celery-worker@*' 'celery-worker-surge@*' 'celery-beat*' "
+                     "'celery-flower*' --no-legend --plain").stdout
+    assert units.strip() == ""
 
 
 def test_beat_runs_exactly_on_the_beat_host(host):

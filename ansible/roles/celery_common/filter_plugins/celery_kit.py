@@ -69,9 +69,9 @@ def celery_kit_timezone_problems(name) -> list[str]:
 def celery_kit_broker_problems(url, variable: str, redis: dict) -> list[str]:
     """A Redis URL checked against the Redis role's variables of the fleet's Redis host.
 
-    ``redis``: ``present`` (a ``redis`` group exists), ``host``, ``password``, ``port``,
-    ``addresses`` (what Redis binds, plus the host's inventory name and address) and
-    ``same_host`` (the checked host is the Redis host).
+    ``redis``: ``present`` (a ``redis`` group exists), ``host``, ``user`` (the ACL user Celery
+    logs in as), ``password``, ``port``, ``addresses`` (what Redis binds, plus the host's
+    inventory name and address) and ``same_host`` (the checked host is the Redis host).
     """
     if not url:
         return []
@@ -108,10 +108,46 @@ def celery_kit_broker_problems(url, variable: str, redis: dict) -> list[str]:
     expected_port = int(redis.get("port") or 6379)
     if (port or 6379) != expected_port:
         problems.append(f"{variable}: port {port or 6379} in {shown} is not celery_redis_port ({expected_port})")
+    user = redis.get("user") or ""
+    given_user = unquote(parts.username or "")
+    if user and given_user != user:
+        if not given_user:
+            problems.append(f"{variable}: {shown} names no user; Redis on {host} has no default user, "
+                            f"Celery logs in as celery_redis_user: redis://{user}:PASSWORD@...")
+        else:
+            problems.append(f"{variable}: user {given_user!r} in {shown} is not celery_redis_user of {host} "
+                            f"({user!r})")
     password = redis.get("password") or ""
     if password and unquote(parts.password or "") != password:
         problems.append(f"{variable}: the password in {shown} is not celery_redis_password of {host} "
                         f"(values not shown; percent-encode it with urlencode | replace('/', '%2F'))")
+    return problems
+
+
+def celery_kit_env_login_problems(content: str, path: str, user: str, password: str) -> list[str]:
+    """The Redis URLs in an environment file (``KEY='value'`` lines, as common.env is written)
+    that do not log in as ``user`` with ``password``: what a Celery process started from this
+    file would send. Names the variable, never a value."""
+    problems = []
+    found = False
+    for line in str(content).splitlines():
+        key, sep, value = line.partition("=")
+        if not sep or key.strip() not in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "APP_REDIS_URL"):
+            continue
+        value = value.strip().strip("'")
+        if not value.startswith("redis://"):
+            continue
+        found = True
+        try:
+            parts = urlsplit(value)
+            given = (unquote(parts.username or ""), unquote(parts.password or ""))
+        except ValueError:
+            given = ("", "")
+        if given != (user, password):
+            problems.append(f"{path}: {key.strip()} does not log in as {user!r} with celery_redis_password "
+                            f"(values not shown)")
+    if not found:
+        problems.append(f"{path}: no Redis URL (CELERY_BROKER_URL) found")
     return problems
 
 
@@ -283,6 +319,7 @@ class FilterModule:
             "celery_kit_timezone_problems": celery_kit_timezone_problems,
             "celery_kit_broker_problems": celery_kit_broker_problems,
             "celery_kit_secret_args": celery_kit_secret_args,
+            "celery_kit_env_login_problems": celery_kit_env_login_problems,
             "celery_kit_release_digest": celery_kit_release_digest,
             "celery_kit_wheelhouse_tags": celery_kit_wheelhouse_tags,
             "celery_kit_wheelhouse_problems": celery_kit_wheelhouse_problems,
