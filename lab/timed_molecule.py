@@ -104,6 +104,24 @@ class StageClock:
         return self.stages
 
 
+# Lines that say why a run failed: pytest's short summary (testinfra), Ansible's task failures, the
+# launcher giving up on a VM. Box-drawing prefixes of Molecule's output are dropped.
+WHY_RE = re.compile(r"^(FAILED |ERROR (?! )|fatal: \[|failed: \[|lab: .* not reachable)")
+WHY_KEEP = 30
+
+
+class FailureLines:
+    """The first WHY_KEEP lines of a run that say why it failed, in the order they came."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def feed(self, line: str, _now: float) -> None:
+        text = ANSI_RE.sub("", line).strip().lstrip("│").strip()
+        if len(self.lines) < WHY_KEEP and WHY_RE.match(text):
+            self.lines.append(text[:500])
+
+
 def not_run(sequence: list[str] | None, stages: list[dict]) -> list[str]:
     """Actions of the test_sequence that never started (matched in order, repeats counted)."""
     if not sequence:
@@ -318,9 +336,12 @@ def run_scenario(name: str, opts: argparse.Namespace) -> tuple[int, dict]:
                 break
         stages.append(image_stage)
     if rc == 0:
-        clock = StageClock(name, t0)
-        rc = run_tee_stderr([opts.molecule, "test", "-s", name], clock.feed)
+        clock, why = StageClock(name, t0), FailureLines()
+        rc = run_tee_stderr([opts.molecule, "test", "-s", name], lambda line, now: (clock.feed(line, now),
+                                                                                     why.feed(line, now)))
         stages += clock.finish(time.monotonic())
+        if rc:
+            entry["why"] = why.lines
     end = time.monotonic()
     entry.update(
         finished=utc(time.time()), exit_code=rc, result="passed" if rc == 0 else "failed",
@@ -459,6 +480,9 @@ def cmd_test(opts: argparse.Namespace) -> int:
         print(f"=== {name} {entry['result']} in {duration(entry['total_seconds'])} "
               f"(timings: {opts.results / 'timings.md'})", file=sys.stderr, flush=True)
         if rc:
+            # Repeated last, where a CI log's tail shows it.
+            why = entry.get("why") or ["(no FAILED / fatal line in the output; see above)"]
+            print(f"=== why {name} failed:", *why, sep="\n", file=sys.stderr, flush=True)
             break
     run = {**rev, "started": utc(wall0), "scenarios": done, "requested": opts.scenario, "exit_code": rc,
            "result": "passed" if rc == 0 else "failed", "total_seconds": round(time.monotonic() - t0, 1)}

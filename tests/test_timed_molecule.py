@@ -52,6 +52,7 @@ def run(action, fail=False):
             f.write(json.dumps({{"lab": "mol-" + name, "accel": "tcg", "at": time.strftime("%FT%TZ", time.gmtime()),
                                 "boot_seconds": 94.2, "boot_to_ssh": {{"broker": 93.8, "node": 87.9}}}}) + "\\n")
     if fail:
+        os.write(2, "  \\u2502   FAILED tests/test_stack.py::test_x[ansible://control] - assert 0 == 1\\n".encode())
         f = CompletionState.failed
         log(action).error(f"{{f.color}}{{f.message}}{{A.RESET}}")
         return
@@ -192,6 +193,10 @@ def test_failure_passes_the_exit_code_and_records_what_ran(kit):
         ("converge", "Successful"), ("idempotence", "Failed"), ("destroy", "Successful")]
     assert entry["not_run"] == ["side_effect", "verify", "verify"]
     assert entry["exit_code"] == 3 and entry["result"] == "failed"
+    why = "FAILED tests/test_stack.py::test_x[ansible://control] - assert 0 == 1"
+    assert entry["why"] == [why]
+    # ...repeated as the last lines of the output, where a CI log's tail shows it
+    assert proc.stderr.decode().rstrip().endswith(f"=== why default failed:\n{why}")
     assert data["run"]["scenarios"] == ["default"] and data["run"]["requested"] == ["default", "supervisor"]
     assert data["run"]["exit_code"] == 3
     md = (kit.repo / "molecule" / "results" / "timings.md").read_text()
