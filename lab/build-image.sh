@@ -3,19 +3,24 @@
 #   debootstrap -> small tweaks in the chroot -> mkfs.ext4 -d -> qcow2
 # plus the kernel and initrd next to it (the launcher boots with -kernel/-initrd).
 #
-# The result lives in $LAB_IMAGE_CACHE/<release>-<recipe hash>/ (outside the checkout, so a fresh
-# clone reuses it) and is reused until this script, lab/image/* or the variables below change. The directory
-# is printed on stdout as the last line, so callers can do
+# The result lives in $LAB_IMAGE_CACHE/<release>-<flavour>-<recipe hash>/ (outside the checkout, so a
+# fresh clone reuses it) and is reused until this script, lab/image/* or the variables below change. The
+# directory is printed on stdout as the last line, so callers can do
 #   image_dir=$(lab/build-image.sh | tail -n1)
+# Each Debian release is its own image (bookworm-preloaded-<hash>, trixie-preloaded-<hash>, ...);
+# a scenario that mixes releases gets one per release from `lab/labctl images`.
 #
-# Usage: LAB_RELEASE=bookworm lab/build-image.sh
+# Usage: LAB_RELEASE=bookworm|trixie lab/build-image.sh
+#        lab/build-image.sh --dir    (print the directory this recipe maps to, cached or not; build nothing)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 
-# The one variable a second platform changes (e.g. LAB_RELEASE=trixie).
+# The one variable a second platform changes (e.g. LAB_RELEASE=trixie). Every name below exists in
+# both Debian 12 (bookworm) and Debian 13 (trixie).
 LAB_RELEASE=${LAB_RELEASE:-bookworm}
+[[ "$LAB_RELEASE" =~ ^[a-z][a-z0-9-]*$ ]] || { echo "lab-image: LAB_RELEASE must be a Debian codename, not '$LAB_RELEASE'" >&2; exit 2; }
 LAB_MIRROR=${LAB_MIRROR:-http://deb.debian.org/debian}
 LAB_SECURITY_MIRROR=${LAB_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 LAB_IMAGE_CACHE=${LAB_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/celery-kit-lab/images}
@@ -55,6 +60,10 @@ recipe_hash() {
 images="$LAB_IMAGE_CACHE"
 flavor=$([[ -n "$LAB_PRELOAD" ]] && echo preloaded || echo bare)
 out="$images/$LAB_RELEASE-$flavor-$(recipe_hash)"
+if [[ "${1:-}" == --dir ]]; then
+  echo "$out"
+  exit 0
+fi
 if [[ -f "$out/base.qcow2" && -f "$out/vmlinuz" && -f "$out/initrd.img" ]]; then
   echo "lab-image: cached $out" >&2
   echo "$out"

@@ -1,6 +1,7 @@
 # VM lab targets; included by the top-level Makefile (which exports .venv/bin on PATH).
 # See docs/lab.md. Needs root (tap devices, bridge, debootstrap).
 
+# Release of the platforms that name none (`lab_release: trixie` on a platform boots Debian 13).
 LAB_RELEASE ?= bookworm
 LAB_PLAYBOOK ?= ansible/site.yml
 # Run after LAB_PLAYBOOK by `make lab`: shows the deployed sample stack working (empty: skip).
@@ -20,7 +21,10 @@ LAB_INVENTORY := .cache/lab/run/$(LAB_NAME)/inventory.yml
 # Extra inventory sources combined with the generated one (connection details):
 # the lab fleet's group_vars/host_vars for the site playbook.
 LAB_EXTRA_INVENTORY ?= $(wildcard ansible/inventories/lab)
-WHEELHOUSE := build/wheelhouse.tar
+# One wheelhouse per target Python: cp311 for Debian 12, cp313 for Debian 13 (lab/build-wheelhouse.sh).
+# celery_common_wheelhouse_src (build/wheelhouse-{python_tag}.tar) picks each host's.
+WHEELHOUSE_TAGS ?= cp311 cp313
+WHEELHOUSE := $(foreach tag,$(WHEELHOUSE_TAGS),build/wheelhouse-$(tag).tar)
 WHEELHOUSE_INPUTS := requirements/app.txt pyproject.toml lab/build-wheelhouse.sh lab/wheelhouse_closure.py \
 	$(shell find app celeryconfig -name '*.py' 2>/dev/null)
 
@@ -33,18 +37,18 @@ $(LAB_APT_STAMP): lab/lab.mk
 
 lab-apt: $(LAB_APT_STAMP)
 
-lab-image: $(LAB_APT_STAMP) ## build the Debian base image for the VM lab (cached by recipe hash)
+lab-image: $(LAB_APT_STAMP) ## build the Debian base image for the VM lab (cached by recipe hash; LAB_RELEASE=trixie for Debian 13)
 	lab/build-image.sh
 
-$(WHEELHOUSE): $(WHEELHOUSE_INPUTS) | $(VENV_STAMP)
-	lab/build-wheelhouse.sh
+build/wheelhouse-%.tar: $(WHEELHOUSE_INPUTS) | $(VENV_STAMP)
+	lab/build-wheelhouse.sh $*
 
-wheelhouse: $(WHEELHOUSE) ## offline wheels for the targets' Python 3.11.2 (build/wheelhouse/)
+wheelhouse: $(WHEELHOUSE) ## offline wheels per target Python: build/wheelhouse-cp311.tar (Debian 12), -cp313.tar (Debian 13)
 
 lab: setup $(LAB_APT_STAMP) $(WHEELHOUSE) ## boot the VM lab, run $(LAB_PLAYBOOK) on it, print how to reach it
 	@set -euo pipefail; \
-	image_dir=$$(lab/build-image.sh | tail -n1); \
-	$(BIN)/python lab/labctl up --name $(LAB_NAME) --image-dir "$$image_dir" \
+	images=$$($(BIN)/python lab/labctl images --molecule-file molecule/$(LAB_SCENARIO)/molecule.yml); \
+	$(BIN)/python lab/labctl up --name $(LAB_NAME) $$(printf -- '--image-dir=%s ' $$images) \
 	  --molecule-file molecule/$(LAB_SCENARIO)/molecule.yml; \
 	ANSIBLE_PIPELINING=true ANSIBLE_FORKS=4 ANSIBLE_HOST_KEY_CHECKING=false $(LAB_ANSIBLE_STRATEGY) \
 	  $(BIN)/ansible-playbook -i $(LAB_INVENTORY) $(addprefix -i ,$(LAB_EXTRA_INVENTORY)) $(LAB_PLAYBOOK); \

@@ -7,8 +7,9 @@
 
 `test` runs, per scenario and one after the other (stopping at the first failure, like the loop it replaces):
 
-1. `lab/build-image.sh` with the scenario's `LAB_*` provisioner env (so the `image` stage is the build or
-   the cache hit on its own, and which image it was); the `create` playbook then finds it cached;
+1. `lab/build-image.sh` with the scenario's `LAB_*` provisioner env, once per Debian release its platforms
+   boot (`lab_release`), so the `image` stage is the builds or cache hits on their own, and which images
+   they were; the `create` playbook then finds them cached;
 2. `molecule test -s NAME`. Its stdout is left alone (the terminal gets it directly); its stderr is copied
    to ours as it arrives and scanned for Molecule's own section lines, which bound each action of the
    scenario's `test_sequence` (whatever molecule.yml says it is, repeated actions included):
@@ -157,6 +158,13 @@ def lab_env(molecule_file: Path) -> dict[str, str]:
     return {k: "" if v is None else str(v) for k, v in env.items() if k.startswith("LAB_")}
 
 
+def lab_releases(molecule_file: Path, env: dict[str, str]) -> list[str]:
+    """The Debian releases the scenario's platforms boot (`lab_release`, else LAB_RELEASE, else bookworm)."""
+    default = env.get("LAB_RELEASE") or os.environ.get("LAB_RELEASE") or "bookworm"
+    platforms = load_yaml(molecule_file).get("platforms") or []
+    return list(dict.fromkeys(str(p.get("lab_release") or default) for p in platforms)) or [default]
+
+
 def git(repo: Path, *args: str) -> str | None:
     try:
         out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True)
@@ -299,6 +307,17 @@ def build_image(build_script: Path, env_overrides: dict[str, str]) -> tuple[int,
     return rc, stage
 
 
+def merge_image_stages(first: dict, second: dict) -> dict:
+    """One `image` stage for a scenario that boots two releases: both times, both images."""
+    results = {first["result"], second["result"]}
+    merged = {**first, "seconds": round(first["seconds"] + second["seconds"], 1),
+              "result": "failed" if "failed" in results else "built" if "built" in results else "cached"}
+    if "image" in second:
+        merged["image"] = ", ".join(filter(None, [first.get("image"), second["image"]]))
+        merged["image_dir"] = ", ".join(filter(None, [first.get("image_dir"), second["image_dir"]]))
+    return merged
+
+
 def run_scenario(name: str, opts: argparse.Namespace) -> tuple[int, dict]:
     molecule_file = opts.scenarios / name / "molecule.yml"
     sequence = read_test_sequence(molecule_file)
@@ -308,7 +327,13 @@ def run_scenario(name: str, opts: argparse.Namespace) -> tuple[int, dict]:
     stages: list[dict] = []
     rc = 0
     if opts.image:
-        rc, image_stage = build_image(opts.build_image, lab_env(molecule_file))
+        env = lab_env(molecule_file)
+        rc, image_stage = 0, None
+        for release in lab_releases(molecule_file, env):
+            rc, one = build_image(opts.build_image, {**env, "LAB_RELEASE": release})
+            image_stage = one if image_stage is None else merge_image_stages(image_stage, one)
+            if rc != 0:
+                break
         stages.append(image_stage)
     if rc == 0:
         clock, why = StageClock(name, t0), FailureLines()

@@ -1,9 +1,11 @@
 """Helpers for the role tests: where things are, and how to run Ansible from the repo venv."""
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,3 +22,14 @@ def ansible_playbook(*args: str, timeout: int = 300) -> subprocess.CompletedProc
                ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
     return subprocess.run([str(exe), *args], cwd=ANSIBLE_DIR, env=env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def wheelhouse_tar(path: Path, names: tuple[str, ...] = ("celery_kit_sample-1.0.0-py3-none-any.whl",)) -> Path:
+    """A wheelhouse archive as lab/build-wheelhouse.sh lays it out (one top-level `wheelhouse/`),
+    holding empty files under the given wheel names: enough for every preflight check, which reads
+    names and tags only."""
+    with tarfile.open(path, "w") as tar:
+        for name in names:
+            info = tarfile.TarInfo(f"wheelhouse/{name}")
+            tar.addfile(info, io.BytesIO(b""))
+    return path

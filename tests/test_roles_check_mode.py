@@ -20,7 +20,7 @@ from urllib.parse import quote
 import pytest
 import yaml
 
-from roles_support import ANSIBLE_DIR, ROLES_DIR
+from roles_support import ANSIBLE_DIR, ROLES_DIR, wheelhouse_tar
 
 REDIS_PASSWORD = "Kit-Secret/redis#pw@1%?:x"
 REDIS_ADMIN_PASSWORD = "Kit-Secret-redis-admin-pw-5"
@@ -43,8 +43,7 @@ def _write_inventory(tmp_path: Path) -> tuple[Path, Path]:
         "celery_beat": {"hosts": {"node2": {}}},
         "flower": {"hosts": {"node1": {}}},
     }}}
-    wheelhouse = tmp_path / "wheelhouse.tar"
-    wheelhouse.write_bytes(b"")
+    wheelhouse = wheelhouse_tar(tmp_path / "wheelhouse.tar")
     quoted = quote(REDIS_PASSWORD, safe="")
     values = {
         "celery_common_wheelhouse_src": str(wheelhouse),

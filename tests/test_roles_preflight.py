@@ -14,7 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from roles_support import ansible_playbook
+from roles_support import ansible_playbook, wheelhouse_tar
+
+# Built for Debian 13's Python; this machine's /usr/bin/python3 (Debian 12) is 3.11.
+CP313_WHEELHOUSE = ("celery_kit_sample-1.0.0-py3-none-any.whl",
+                    "pydantic_core-2.50.4-cp313-cp313-manylinux_2_17_x86_64.manylinux2014_x86_64.whl")
 
 # The module fixture below runs every case's ansible-playbook before the first test: its time
 # counts against that test's timeout (pytest.ini: 300 s), too little for some 55 runs on a busy machine.
@@ -48,9 +52,9 @@ def _inventory(tmp_path: Path, beat_hosts: list[str]) -> Path:
     return path
 
 
-def _run(tmp_path: Path, overrides: dict | None = None, drop: tuple[str, ...] = (), beat_hosts=("node1",)):
-    wheelhouse = tmp_path / "wheelhouse.tar"
-    wheelhouse.write_bytes(b"")
+def _run(tmp_path: Path, overrides: dict | None = None, drop: tuple[str, ...] = (), beat_hosts=("node1",),
+         wheels: tuple[str, ...] | None = None):
+    wheelhouse = wheelhouse_tar(tmp_path / "wheelhouse.tar", *([wheels] if wheels else []))
     values = {"celery_common_wheelhouse_src": str(wheelhouse), **VALID, **(overrides or {})}
     values = {k: v for k, v in values.items() if k not in drop}
     extra = tmp_path / "vars.yml"
@@ -94,6 +98,11 @@ CASES = {
         {"name": "long", "queues": ["long"], "stop_timeout": 20000}]}), "celery_common_visibility_timeout"),
     "wheelhouse-missing": (dict(overrides={"celery_common_wheelhouse_src": "/nonexistent/wheelhouse.tar"}),
                            "celery_common_wheelhouse_src"),
+    "wheelhouse-for-another-python": (dict(wheels=CP313_WHEELHOUSE),
+                                      "is built for cp313, but node1 runs Python 3.11"),
+    "wheelhouse-per-python-not-built": (dict(overrides={
+        "celery_common_wheelhouse_src": "/nonexistent/wheelhouse-{python_tag}.tar"}),
+        "/nonexistent/wheelhouse-cp311.tar does not exist on the controller (node1 runs Python 3.11"),
     "eviction-policy": (dict(overrides={"celery_redis_maxmemory_policy": "evict-everything"}),
                         "celery_redis_maxmemory_policy"),
     "eviction-of-any-key": (dict(overrides={"celery_redis_maxmemory_policy": "allkeys-lru"}),
@@ -231,8 +240,7 @@ def test_bad_input_fails_in_preflight_naming_the_variable(bad_input_runs, case):
 
 def test_the_lab_inventory_passes_preflight(tmp_path):
     """The shipped lab layout (ansible/inventories/lab) is valid input, checked here without VMs."""
-    wheelhouse = tmp_path / "wheelhouse.tar"
-    wheelhouse.write_bytes(b"")
+    wheelhouse = wheelhouse_tar(tmp_path / "wheelhouse.tar")
     result = ansible_playbook("-i", "inventories/lab", "site.yml", "--check", "--tags", "always",
                               "-e", "ansible_connection=local", "-e", f"ansible_python_interpreter={sys.executable}",
                               "-e", f"celery_common_wheelhouse_src={wheelhouse}",

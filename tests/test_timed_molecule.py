@@ -76,17 +76,17 @@ for action in sequence:
 STUB_BUILD_IMAGE = """#!/usr/bin/env bash
 set -eu
 flavour=$([[ -n "${LAB_PRELOAD-x}" ]] && echo preloaded || echo bare)
-out="$STUB_IMAGES/bookworm-$flavour-0123456789ab"
+out="$STUB_IMAGES/${LAB_RELEASE:-bookworm}-$flavour-0123456789ab"
 [[ "${STUB_IMAGE_RC:-0}" == 0 ]] || { echo "lab-image: debootstrap failed" >&2; exit "$STUB_IMAGE_RC"; }
 echo "lab-image: cached $out" >&2
 echo "$out"
 """
 
 
-def molecule_yml(sequence: list[str], env: dict | None = None) -> str:
+def molecule_yml(sequence: list[str], env: dict | None = None, platforms: list | None = None) -> str:
     provisioner = {"name": "ansible", "env": {"ANSIBLE_FORKS": "4", **(env or {})}}
-    return json.dumps({"driver": {"name": "default"}, "provisioner": provisioner,
-                       "scenario": {"test_sequence": sequence}}, indent=2)
+    return json.dumps({"driver": {"name": "default"}, "platforms": platforms or [{"name": "node"}],
+                       "provisioner": provisioner, "scenario": {"test_sequence": sequence}}, indent=2)
 
 
 def git(repo: Path, *args: str) -> str:
@@ -101,9 +101,11 @@ def kit(tmp_path):
     (repo / "lab").mkdir(parents=True)
     (repo / "lab" / "build-image.sh").write_text(STUB_BUILD_IMAGE)
     (repo / "lab" / "build-image.sh").chmod(0o755)
-    for name, env in (("default", None), ("supervisor", {"LAB_PRELOAD": ""})):
+    mixed = [{"name": "broker"}, {"name": "node", "lab_release": "trixie"}]
+    for name, env, platforms in (("default", None, None), ("supervisor", {"LAB_PRELOAD": ""}, None),
+                                 ("mixed", None, mixed)):
         (repo / "molecule" / name).mkdir(parents=True)
-        (repo / "molecule" / name / "molecule.yml").write_text(molecule_yml(SEQUENCE, env))
+        (repo / "molecule" / name / "molecule.yml").write_text(molecule_yml(SEQUENCE, env, platforms))
     git(repo, "init", "-q")
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "kit")
@@ -171,6 +173,14 @@ def test_stages_follow_the_test_sequence(kit, colour):
     row = next(line for line in md.splitlines() if line.startswith("| default |"))
     assert f"`{entry['commit'][:7]}`" in row and "(cached `bookworm-preloaded-0123456789ab`)" in row
     assert f"{seconds['converge']:.1f}" in row and " + " in row
+
+
+def test_a_scenario_mixing_releases_builds_one_image_per_release(kit):
+    proc = kit.run("test", "mixed")
+    assert proc.returncode == 0, proc.stderr.decode()
+    image = kit.timings()["scenarios"]["mixed"]["stages"][0]
+    assert image["stage"] == "image" and image["result"] == "cached"
+    assert image["image"] == "bookworm-preloaded-0123456789ab, trixie-preloaded-0123456789ab"
 
 
 def test_failure_passes_the_exit_code_and_records_what_ran(kit):

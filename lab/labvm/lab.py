@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from . import accel, net, outputs, qemu, seed, ssh, tunnel
+from . import images as labimages
 from .paths import LabPaths, cache_dir
 from .topology import Topology
 
@@ -54,13 +55,14 @@ def down(paths: LabPaths) -> None:
         log(f"{paths.name}: stopped {len(killed)} VM(s), removed {len(removed)} link(s)")
 
 
-def _boot_all(paths: LabPaths, topology: Topology, image_dir: Path, accel_name: str, user: str) -> dict:
+def _boot_all(paths: LabPaths, topology: Topology, image_dirs: dict[str, Path], accel_name: str, user: str) -> dict:
     pub = ssh.keygen(paths.key, f"lab-{paths.name}")
     taps = net.create(paths, len(topology.machines))
     preferred = int(os.environ.get("LAB_FLOWER_PORT", "15555"))
     pinned = seed.pinned_hosts(os.environ.get("LAB_PIN_HOSTS", "deb.debian.org").split())
     vms = []
     for machine, tap in zip(topology.machines, taps):
+        image_dir = image_dirs[machine.name]
         qemu.overlay(image_dir / "base.qcow2", paths.run / f"{machine.name}.qcow2")
         seed.build(machine, topology, user, pub, pinned, paths.run / f"{machine.name}.seed.img")
         ssh_port = ssh.free_port()
@@ -68,7 +70,8 @@ def _boot_all(paths: LabPaths, topology: Topology, image_dir: Path, accel_name: 
                     for label, _ in machine.forwards.items()}
         cmd = qemu.command(machine, paths.run, image_dir, accel_name, tap, {ssh_port: 22})
         qemu.start(cmd, paths.run / f"{machine.name}.qemu.log")
-        vms.append({"name": machine.name, "address": machine.address, "ssh_port": ssh_port,
+        vms.append({"name": machine.name, "address": machine.address, "release": machine.release,
+                    "image": str(image_dir), "ssh_port": ssh_port,
                     "forwards": labelled, "guest_ports": dict(machine.forwards), "started": time.monotonic(),
                     "pid": int((paths.run / f"{machine.name}.pid").read_text())})
     return {"vms": vms}
@@ -97,14 +100,16 @@ def _wait_all(paths: LabPaths, vms: list[dict], user: str, timeout: float) -> No
         raise SystemExit(f"lab: {', '.join(failed)} not reachable within {timeout:.0f}s")
 
 
-def up(paths: LabPaths, topology: Topology, image_dir: Path, user: str, timeout: float) -> dict:
+def up(paths: LabPaths, topology: Topology, images: dict[str, Path], user: str, timeout: float) -> dict:
+    """Boot every machine of ``topology`` from the image of its release (``images``: release → directory)."""
+    image_dirs = labimages.for_machines(topology, images)
     down(paths)
     start = time.monotonic()
-    accel_name = accel.choose(image_dir)
+    accel_name = accel.choose(image_dirs[topology.machines[0].name])
     paths.run.mkdir(parents=True)
     paths.up_pid.write_text(f"{os.getpid()}\n")
     try:
-        state = _boot_all(paths, topology, image_dir, accel_name, user)
+        state = _boot_all(paths, topology, image_dirs, accel_name, user)
         log(f"{paths.name}: started {len(state['vms'])} VM(s) with {accel_name}, waiting for SSH")
         _wait_all(paths, state["vms"], user, timeout)
         for vm in state["vms"]:
@@ -118,7 +123,8 @@ def up(paths: LabPaths, topology: Topology, image_dir: Path, user: str, timeout:
     for vm in state["vms"]:
         del vm["started"]
     state.update(name=paths.name, user=user, key=str(paths.key), accel=accel_name,
-                 image=str(image_dir), inventory=str(paths.inventory),
+                 images={release: str(d) for release, d in images.items() if release in topology.releases},
+                 inventory=str(paths.inventory),
                  boot_seconds=time.monotonic() - start)
     outputs.write(paths, state, topology)
     with (cache_dir() / "timings.jsonl").open("a") as f:

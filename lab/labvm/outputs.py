@@ -21,7 +21,7 @@ def inventory(state: dict, topology: Topology) -> dict:
     """A static Ansible inventory with the same groups and host vars as the Molecule one."""
     hosts = {
         vm["name"]: {"ansible_host": "127.0.0.1", "ansible_port": vm["ssh_port"],
-                     "lab_private_address": vm["address"]}
+                     "lab_private_address": vm["address"], "lab_release": vm.get("release", "bookworm")}
         for vm in state["vms"]
     }
     groups: dict[str, dict] = {}
@@ -53,7 +53,7 @@ def summary(state: dict) -> str:
     for vm in state["vms"]:
         lines.append(
             f"  {vm['name']:<10} {vm['address']:<12} ssh -i {state['key']} -p {vm['ssh_port']} "
-            f"{state['user']}@127.0.0.1   (boot to SSH {vm['boot_to_ssh']:.0f}s)"
+            f"{state['user']}@127.0.0.1   ({vm.get('release', 'bookworm')}, boot to SSH {vm['boot_to_ssh']:.0f}s)"
         )
         for label, port in vm["forwards"].items():
             lines.append(f"  {'':<10} {label}: http://127.0.0.1:{port}/")

@@ -1,6 +1,6 @@
 """Per-machine seed disks.
 
-Each VM boots the same base image plus a tiny read-only ext4 disk labelled
+Each VM boots the base image of its Debian release plus a tiny read-only ext4 disk labelled
 LABSEED. The image's generic ``lab-seed.service`` runs the disk's ``apply``
 script early in boot; that script gives the machine its identity: hostname,
 /etc/hosts for every lab machine, the sudo user with the lab's public key, an
@@ -26,7 +26,7 @@ NAT_ADDRESS, NAT_GATEWAY, NAT_DNS = "10.0.2.15/24", "10.0.2.2", "10.0.2.3"
 APPLY = """\
 set -eu
 echo {name} >/etc/hostname
-hostname {name}
+echo {name} >/proc/sys/kernel/hostname
 printf '%s\\n' '127.0.0.1 localhost' {hosts} '::1 localhost ip6-localhost ip6-loopback' >/etc/hosts
 echo 'nameserver {dns}' >/etc/resolv.conf
 

@@ -102,6 +102,24 @@ def patched_wheelhouse(src: Path, dest: Path, module: str, append: str, prepend:
     return archive
 
 
+def patched_wheelhouses(src: str, dest: Path, module: str, append: str, prepend: bool) -> str:
+    """``patched_wheelhouse`` of each Python's wheelhouse when ``src`` names them with {python_tag}
+    (build/wheelhouse-{python_tag}.tar: one per release of a mixed fleet); the value to pass as
+    celery_common_wheelhouse_src."""
+    if "{python_tag}" not in src:
+        return str(patched_wheelhouse(Path(src), dest, module, append, prepend))
+    template = Path(src)
+    prefix, suffix = template.name.split("{python_tag}")
+    found = sorted(template.parent.glob(f"{prefix}cp3*{suffix}"))
+    if not found:
+        raise SystemExit(f"release: no wheelhouse matches {src} (make wheelhouse)")
+    for path in found:
+        tag = path.name[len(prefix):len(path.name) - len(suffix)]
+        archive = patched_wheelhouse(path, dest / tag, module, append, prepend)
+        archive.rename(dest / f"{prefix}{tag}{suffix}")
+    return str(dest / template.name)
+
+
 class Lab:
     def __init__(self, fleet: Fleet, inventories: list[str]):
         self.f = fleet
@@ -170,7 +188,8 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=4.0, help="instant tasks per second")
     ap.add_argument("--long-every", type=int, default=40, help="one 20-60 s long task every N tasks")
     ap.add_argument("--steady", type=float, default=60.0, help="seconds of steady state before the release")
-    ap.add_argument("--wheelhouse", type=Path, default=REPO / "build" / "wheelhouse.tar")
+    ap.add_argument("--wheelhouse", default=str(REPO / "build" / "wheelhouse-{python_tag}.tar"),
+                    help="the wheelhouse to patch; {python_tag} stands for each Python's (cp311, cp313)")
     ap.add_argument("--queues", default="default,high,long,low")
     args = ap.parse_args()
 
@@ -207,8 +226,9 @@ def main() -> int:
     t_released = time.time()
 
     with tempfile.TemporaryDirectory() as tmp:
-        broken = patched_wheelhouse(args.wheelhouse, Path(tmp) / "broken", "app/__init__.py", BROKEN_IMPORT, True)
-        unready = patched_wheelhouse(args.wheelhouse, Path(tmp) / "unready", "app/celery.py", UNREADY_WORKER, False)
+        broken = patched_wheelhouses(args.wheelhouse, Path(tmp) / "broken", "app/__init__.py", BROKEN_IMPORT, True)
+        unready = patched_wheelhouses(args.wheelhouse, Path(tmp) / "unready", "app/celery.py", UNREADY_WORKER,
+                                      False)
         before_pids, before = lab.main_pids(), lab.current()
         rc, out, took = lab.playbook("site.yml", "-e", "celery_common_release=3.0.0",
                                      "-e", f"celery_common_wheelhouse_src={broken}")

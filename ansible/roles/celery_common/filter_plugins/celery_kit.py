@@ -10,6 +10,7 @@ import hashlib
 import ipaddress
 import os
 import re
+import tarfile
 from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -193,12 +194,17 @@ def _file_digest(path: str) -> str:
     return h.hexdigest()
 
 
-def celery_kit_release_digest(wheelhouse, packages, install_source: str = "wheelhouse") -> str:
+def celery_kit_release_digest(wheelhouse, packages, install_source: str = "wheelhouse", python: str = "") -> str:
     """A digest of what a release installs: the package specs and, for a wheelhouse, every
     wheel's name and content (a directory) or the archive's bytes. Two builds that differ in
-    any wheel get different release directories; the same content always gets the same one."""
+    any wheel get different release directories; the same content always gets the same one.
+    ``python`` (the host interpreter's tag, e.g. cp313) is part of it when given: a virtual
+    environment belongs to one interpreter, so a host upgraded to another Python gets a new
+    release even from a wheelhouse of pure wheels."""
     h = hashlib.sha256()
     h.update(f"source={install_source}\n".encode())
+    if python:
+        h.update(f"python={python}\n".encode())
     for spec in packages or []:
         h.update(f"package={spec}\n".encode())
     if install_source == "wheelhouse":
@@ -216,6 +222,96 @@ def celery_kit_release_digest(wheelhouse, packages, install_source: str = "wheel
     return h.hexdigest()
 
 
+# Legacy manylinux names and the glibc they stand for (PEP 600).
+_LEGACY_MANYLINUX = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+
+
+def _wheel_names(path: str) -> list[str]:
+    if os.path.isdir(path):
+        return sorted(name for _, _, files in os.walk(path) for name in files if name.endswith(".whl"))
+    with tarfile.open(path) as tar:
+        return sorted(os.path.basename(m.name) for m in tar.getmembers() if m.isfile() and m.name.endswith(".whl"))
+
+
+def _target_tags(python: str, glibc: str, machine: str) -> set:
+    """Every wheel tag the target's pip accepts: its CPython (own ABI, abi3, none), pure wheels,
+    and manylinux platforms up to its glibc. Not linux_* (built for one machine) nor musllinux."""
+    from packaging import tags
+
+    version = tuple(int(part) for part in python.split(".")[:2])
+    glibc_minor = int(glibc.split(".")[1])
+    platforms = []
+    for minor in range(glibc_minor, 4, -1):
+        platforms.append(f"manylinux_2_{minor}_{machine}")
+        if minor in _LEGACY_MANYLINUX:
+            platforms.append(f"{_LEGACY_MANYLINUX[minor]}_{machine}")
+    accepted = set(tags.cpython_tags(version, platforms=platforms))
+    return accepted | set(tags.compatible_tags(version, platforms=platforms))
+
+
+def celery_kit_wheelhouse_tags(wheelhouse) -> list[str]:
+    """The CPython ABI tags (cp311, cp313, ...) of a wheelhouse's interpreter-specific wheels; empty
+    when every wheel is pure or abi3."""
+    from packaging.utils import parse_wheel_filename
+
+    found = set()
+    for name in _wheel_names(str(wheelhouse)):
+        try:
+            found |= {t.abi for t in parse_wheel_filename(name)[3] if re.fullmatch(r"cp3\d+", t.abi)}
+        except ValueError:
+            continue
+    return sorted(found)
+
+
+def celery_kit_wheelhouse_problems(wheelhouse, target: dict, host: str = "") -> list[str]:
+    """Wheels of ``wheelhouse`` (a directory or a .tar of one) that the target cannot install.
+
+    ``target`` describes the host's /usr/bin/python3 as the preflight probe read it: ``python``
+    (3.13.5), ``python_tag`` (cp313), ``glibc`` (2.41), ``machine`` (x86_64) and ``os``. A
+    wheelhouse built for another Python (pydantic_core-...-cp311-cp311-manylinux...) or with a
+    wheel that is neither pure nor manylinux for this glibc is refused here, before anything is
+    installed, rather than by pip halfway through a release."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    path = str(wheelhouse)
+    python = str(target.get("python", ""))
+    python_tag = str(target.get("python_tag", ""))
+    where = f"{host} runs Python {python} ({python_tag}"
+    where += f", glibc {target.get('glibc')}, {target.get('machine')}" if target.get("glibc") else ""
+    where += f", {target['os']})" if target.get("os") else ")"
+    try:
+        names = _wheel_names(path)
+    except (OSError, tarfile.TarError) as exc:
+        return [f"celery_common_wheelhouse_src: {path} cannot be read as a wheelhouse (a .tar or a directory "
+                f"of wheels): {exc}"]
+    if not names:
+        return [f"celery_common_wheelhouse_src: {path} holds no wheel (.whl)"]
+    if target.get("implementation", "cpython") != "cpython" or not re.fullmatch(r"\d+\.\d+(\.\d+)?.*", python):
+        return [f"celery_common_wheelhouse_src: {where}; the kit installs wheelhouses on CPython only"]
+    if target.get("libc", "glibc") != "glibc" or not re.fullmatch(r"2\.\d+", str(target.get("glibc", ""))):
+        return [f"celery_common_wheelhouse_src: {where}; manylinux wheels need glibc, found "
+                f"{target.get('libc') or 'none'} {target.get('glibc') or ''}".rstrip()]
+    accepted = _target_tags(python, str(target["glibc"]), str(target.get("machine") or "x86_64"))
+    refused = []
+    for name in names:
+        try:
+            wheel_tags = parse_wheel_filename(name)[3]
+        except InvalidWheelFilename:
+            refused.append(name)
+            continue
+        if not wheel_tags & accepted:
+            refused.append(name)
+    if not refused:
+        return []
+    built_for = ", ".join(celery_kit_wheelhouse_tags(path)) or "no one Python (pure and platform wheels)"
+    shown = ", ".join(refused[:5]) + (f" and {len(refused) - 5} more" if len(refused) > 5 else "")
+    return [f"celery_common_wheelhouse_src: {path} is built for {built_for}, but {where}: "
+            f"{len(refused)} of its {len(names)} wheels cannot install there ({shown}). Build one for "
+            f"{python_tag} (`make wheelhouse` builds build/wheelhouse-cp311.tar for Debian 12 and "
+            f"build/wheelhouse-cp313.tar for Debian 13; {{python_tag}} in celery_common_wheelhouse_src "
+            f"picks each host's)"]
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -225,4 +321,6 @@ class FilterModule:
             "celery_kit_secret_args": celery_kit_secret_args,
             "celery_kit_env_login_problems": celery_kit_env_login_problems,
             "celery_kit_release_digest": celery_kit_release_digest,
+            "celery_kit_wheelhouse_tags": celery_kit_wheelhouse_tags,
+            "celery_kit_wheelhouse_problems": celery_kit_wheelhouse_problems,
         }
