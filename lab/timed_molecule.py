@@ -445,6 +445,16 @@ def markdown(data: dict) -> str:
         result = e.get("result", "?") + (f", not run: {', '.join(e['not_run'])}" if e.get("not_run") else "")
         lines.append(f"| {name} | {commit_label(e)} | {host_cell} | {image_cell} | " + " | ".join(cells)
                      + f" | {duration(e.get('total_seconds'))} | {result} |")
+    reruns = []
+    for n, e in sorted(scenarios.items()):
+        cold = next((s for s in e.get("stages", []) if s["stage"] == "converge" and s.get("seconds")), None)
+        noop = next((s for s in e.get("stages", []) if s["stage"] == "idempotence" and s.get("seconds")), None)
+        if cold and noop and noop.get("result") == "Successful":
+            reruns.append(f"| {n} | {short(cold['seconds'])} | {short(noop['seconds'])} "
+                          f"| {100 * noop['seconds'] / cold['seconds']:.0f} % |")
+    if reruns:
+        lines += ["", "A no-op rerun of the playbook (`idempotence`) against the cold `converge`:", "",
+                  "| scenario | converge | idempotence | ratio |", "|---|---|---|---|", *reruns]
     boots = [(n, e["boot"]) for n, e in sorted(scenarios.items()) if e.get("boot")]
     if boots:
         lines += ["", "Boot to SSH per VM during `create` (from `lab/labctl up`):", "",

@@ -167,6 +167,8 @@ def test_stages_follow_the_test_sequence(kit, colour):
     assert entry["boot"] == {"accel": "tcg", "seconds": 94.2, "to_ssh": {"broker": 93.8, "node": 87.9}}
 
     md = (kit.repo / "molecule" / "results" / "timings.md").read_text()
+    converge, noop = (next(s["seconds"] for s in actions if s["stage"] == st) for st in ("converge", "idempotence"))
+    assert f"| default | {converge:.1f} | {noop:.1f} | {100 * noop / converge:.0f} % |" in md
     header = next(line for line in md.splitlines() if line.startswith("| scenario | commit"))
     assert header.split(" | ")[4:-2] == ["destroy", "syntax", "create", "converge", "idempotence", "side_effect",
                                          "verify"]
