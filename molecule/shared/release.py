@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from faults import EXEC, GENERATOR, LOAD_MARK, PYTHON, REPO, WORK, Fleet, ledgers  # noqa: E402
 
 CELERY_HOSTS = ("worker1", "worker2", "control")
+LOG_DIR = REPO / ".cache" / "lab" / "release"
 SAMPLE_MARK = "kit-release-sampler"
 
 # Every second: which declared queues have a consumer that answers (one JSON line per sample).
@@ -133,15 +134,23 @@ class Lab:
         argv += [str(REPO / "ansible" / playbook), *extra]
         # The control VM (one vCPU) answers SSH slowly while the load generator and the sampler
         # start under TCG: a generous connect timeout and retries, or the play fails "unreachable".
+        plugins = REPO / "lab" / "ansible_plugins"
         env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="false", ANSIBLE_PIPELINING="true",
-                   ANSIBLE_STRATEGY_PLUGINS=str(REPO / "lab" / "ansible_plugins" / "strategy"),
-                   ANSIBLE_STRATEGY="mitogen_linear",
+                   ANSIBLE_STRATEGY_PLUGINS=str(plugins / "strategy"), ANSIBLE_STRATEGY="mitogen_linear",
+                   ANSIBLE_CALLBACK_PLUGINS=str(plugins / "callback"), ANSIBLE_CALLBACKS_ENABLED="task_timings",
+                   LAB_TASK_TIMINGS=str(LOG_DIR / "release-task-timings.jsonl"),
                    ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1", ANSIBLE_TIMEOUT="120",
                    ANSIBLE_SSH_RETRIES="5")
+        # The whole output goes to a log file as it comes (a long step can be followed with tail -f);
+        # only its tail is printed and recorded.
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        log = LOG_DIR / f"release-{len(self.tails) + 1}-{Path(playbook).stem}.log"
+        print(f"--- {playbook} {' '.join(extra)}: output in {log}", flush=True)
         t = time.monotonic()
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env)
+        with log.open("w") as sink:
+            proc = subprocess.run(argv, stdout=sink, stderr=subprocess.STDOUT, text=True, env=env)
         took = time.monotonic() - t
-        out = proc.stdout + proc.stderr
+        out = log.read_text(errors="replace")
         print(f"--- {playbook} {' '.join(extra)}: exit {proc.returncode} in {took:.0f} s", flush=True)
         print("\n".join(out.splitlines()[-25:]), flush=True)
         self.tails.append({"playbook": f"{playbook} {' '.join(extra)}", "rc": proc.returncode,
