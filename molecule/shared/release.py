@@ -128,7 +128,9 @@ class Lab:
         self.tails: list[dict] = []
 
     def playbook(self, playbook: str, *extra: str) -> tuple[int, str, float]:
-        argv = [shutil.which("ansible-playbook") or "ansible-playbook"]
+        # The ansible-playbook of the Python running this (the repo's .venv), also when it is not on PATH.
+        beside = Path(sys.executable).with_name("ansible-playbook")
+        argv = [str(beside) if beside.exists() else (shutil.which("ansible-playbook") or "ansible-playbook")]
         for inv in self.inventories:
             argv += ["-i", inv]
         argv += [str(REPO / "ansible" / playbook), *extra]
