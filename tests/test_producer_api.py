@@ -123,10 +123,13 @@ def test_single_flight_under_concurrent_starts(api):
     """Eight simultaneous starts: exactly one wins."""
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(8) as pool:
-        codes = list(pool.map(lambda _: api.post("/reports", json={"total": 3, "step_seconds": 0.5}).status_code,
-                              range(8)))
+        responses = list(pool.map(lambda _: api.post("/reports", json={"total": 3, "step_seconds": 0.5}),
+                                  range(8)))
+    codes = [r.status_code for r in responses]
     assert codes.count(202) == 1, codes
     assert set(codes) <= {202, 409, 503}
+    # The winner holds the single flight until it ends; the next test must not meet it.
+    follow(api, next(r for r in responses if r.status_code == 202).json()["id"], {"SUCCESS"})
 
 
 @pytest.mark.parametrize("url", [
