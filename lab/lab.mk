@@ -43,9 +43,15 @@ lab-image: $(LAB_APT_STAMP) ## build the Debian base image for the VM lab (cache
 build/wheelhouse-%.tar: $(WHEELHOUSE_INPUTS) | $(VENV_STAMP)
 	lab/build-wheelhouse.sh $*
 
-wheelhouse: $(WHEELHOUSE) ## offline wheels per target Python: build/wheelhouse-cp311.tar (Debian 12), -cp313.tar (Debian 13)
+# The uv the lab's releases are built with (celery_common_uv_src): the controller's, pinned in
+# requirements/controller.txt.
+build/uv: $(VENV_STAMP)
+	@mkdir -p $(@D)
+	install -m 0755 $(BIN)/uv $@
 
-lab: setup $(LAB_APT_STAMP) $(WHEELHOUSE) ## boot the VM lab, run $(LAB_PLAYBOOK) on it, print how to reach it
+wheelhouse: $(WHEELHOUSE) build/uv ## offline wheels per target Python: build/wheelhouse-cp311.tar (Debian 12), -cp313.tar (Debian 13)
+
+lab: setup $(LAB_APT_STAMP) $(WHEELHOUSE) build/uv ## boot the VM lab, run $(LAB_PLAYBOOK) on it, print how to reach it
 	@set -euo pipefail; \
 	images=$$($(BIN)/python lab/labctl images --molecule-file molecule/$(LAB_SCENARIO)/molecule.yml); \
 	$(BIN)/python lab/labctl up --name $(LAB_NAME) $$(printf -- '--image-dir=%s ' $$images) \
@@ -67,7 +73,7 @@ lab-down: ## stop the VM lab and remove its VMs, taps and overlays
 
 # One `molecule test -s NAME` after the other, stopping at the first failure; each stage's wall time goes
 # to molecule/results/timings.json (and timings.md) with the commit (lab/timed_molecule.py).
-test-vm: setup $(LAB_APT_STAMP) $(WHEELHOUSE) ## molecule test of every VM scenario in LAB_TEST_SCENARIOS, one at a time, timed
+test-vm: setup $(LAB_APT_STAMP) $(WHEELHOUSE) build/uv ## molecule test of every VM scenario in LAB_TEST_SCENARIOS, one at a time, timed
 	@$(BIN)/python lab/timed_molecule.py test $(LAB_TEST_SCENARIOS)
 
 test: test-vm

@@ -98,6 +98,8 @@ CASES = {
         {"name": "long", "queues": ["long"], "stop_timeout": 20000}]}), "celery_common_visibility_timeout"),
     "wheelhouse-missing": (dict(overrides={"celery_common_wheelhouse_src": "/nonexistent/wheelhouse.tar"}),
                            "celery_common_wheelhouse_src"),
+    "uv-missing": (dict(overrides={"celery_common_uv_src": "/nonexistent/uv"}),
+                   "celery_common_uv_src: /nonexistent/uv is not a file on the controller"),
     "wheelhouse-for-another-python": (dict(wheels=CP313_WHEELHOUSE),
                                       "is built for cp313, but node1 runs Python 3.11"),
     "wheelhouse-per-python-not-built": (dict(overrides={
@@ -244,6 +246,7 @@ def test_the_lab_inventory_passes_preflight(tmp_path):
     result = ansible_playbook("-i", "inventories/lab", "site.yml", "--check", "--tags", "always",
                               "-e", "ansible_connection=local", "-e", f"ansible_python_interpreter={sys.executable}",
                               "-e", f"celery_common_wheelhouse_src={wheelhouse}",
+                              "-e", f"celery_common_uv_src={Path(sys.executable).with_name('uv')}",
                               "--limit", "broker,worker1,worker2,control",
                               timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
