@@ -2,8 +2,8 @@
 """Rolling releases under load on a converged lab, counted by the ledger of faults.py.
 
 While a load generator on ``control`` publishes instant tasks (``default``/``high``) and 20-60 s
-tasks (``long``), and a sampler on ``control`` asks every second which queues have a consumer
-(``inspect active_queues``), this runs, with the kit's own playbooks:
+tasks (``long``), and a sampler on the controller (through an SSH tunnel to Redis) asks every
+second which queues have a consumer (``inspect active_queues``), this runs, with the kit's own playbooks:
 
 1. release: ``site.yml`` with a new release label (same wheels, so a new release directory);
 2. rollback: ``playbooks/rollback.yml`` (back to the first release);
@@ -29,15 +29,19 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
+import urllib.parse
 import zipfile
 from collections import Counter
 from pathlib import Path
+
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from faults import EXEC, GENERATOR, LOAD_MARK, PYTHON, REPO, WORK, Fleet, ledgers  # noqa: E402
@@ -47,20 +51,62 @@ LOG_DIR = REPO / ".cache" / "lab" / "release"
 SAMPLE_MARK = "kit-release-sampler"
 
 # Every second: which declared queues have a consumer that answers (one JSON line per sample).
-SAMPLER = r'''
+# It runs on the controller, through an SSH tunnel to the broker: on the one-vCPU control VM
+# under emulation it competed with the services being released, and its clock was not the
+# controller's. Each sample takes the replies that arrive within a second.
+SAMPLER = r"""
 import json, sys, time
 from app.celery import app
 queues, out = sys.argv[2].split(","), open(sys.argv[3], "a")
 while True:
     t = time.time()
     try:
-        replies = app.control.inspect(timeout=1.5).active_queues() or {}
+        replies = app.control.inspect(timeout=1.0).active_queues() or {}
     except Exception as exc:
         replies = {}
     consumed = sorted({q["name"] for qs in replies.values() for q in (qs or [])})
     out.write(json.dumps({"t": t, "consumed": consumed, "nodes": sorted(replies)}) + "\n"); out.flush()
     time.sleep(max(0.0, t + 1.0 - time.time()))
-'''
+"""
+
+
+class BrokerTunnel:
+    """127.0.0.1:PORT on the controller forwarded over SSH to Redis on the broker VM (the lab's
+    private segment has no address on the controller)."""
+
+    def __init__(self, fleet: Fleet, host: str = "broker", remote: str = "127.0.0.1:6379"):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        i = fleet.hosts[host]
+        self.proc = subprocess.Popen(
+            ["ssh", "-N", "-L", f"127.0.0.1:{self.port}:{remote}", "-i", i["identity_file"], "-p", str(i["port"]),
+             "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+             "-o", "LogLevel=ERROR", "-o", "ExitOnForwardFailure=yes", "-o", "ServerAliveInterval=5",
+             "-o", "ServerAliveCountMax=6", f"{i['user']}@{i['address']}"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as c:
+                    c.sendall(b"PING\r\n")
+                    if c.recv(64):   # Redis answers (-NOAUTH or +PONG) once the forward is up
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"no SSH tunnel to Redis on {host}: {self.proc.stderr.read()[-500:]}")
+            time.sleep(1)
+
+    def url(self, db: int) -> str:
+        lab_vars = yaml.safe_load((REPO / "ansible" / "inventories" / "lab" / "group_vars" / "all.yml").read_text())
+        password = urllib.parse.quote(lab_vars["celery_redis_password"], safe="")
+        return f"redis://celery:{password}@127.0.0.1:{self.port}/{db}"
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
 
 BROKEN_IMPORT = 'raise RuntimeError("release check: this build of the app is broken at import")\n'
 UNREADY_WORKER = '''
@@ -134,8 +180,8 @@ class Lab:
         for inv in self.inventories:
             argv += ["-i", inv]
         argv += [str(REPO / "ansible" / playbook), *extra]
-        # The control VM (one vCPU) answers SSH slowly while the load generator and the sampler
-        # start under TCG: a generous connect timeout and retries, or the play fails "unreachable".
+        # The control VM (one vCPU) answers SSH slowly while the load generator
+        # starts under TCG: a generous connect timeout and retries, or the play fails "unreachable".
         plugins = REPO / "lab" / "ansible_plugins"
         env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="false", ANSIBLE_PIPELINING="true",
                    ANSIBLE_STRATEGY_PLUGINS=str(plugins / "strategy"), ANSIBLE_STRATEGY="mitogen_linear",
@@ -175,19 +221,24 @@ def p95(values: list[float]) -> float:
 
 
 def consumer_gaps(samples: list[dict], queues: list[str]) -> tuple[float, dict[str, float]]:
-    """Longest time each queue was seen without a consumer: from the last sample that saw one to
-    the next that did (a sample where no node answered at all counts as missing data, not a gap)."""
+    """Longest time each queue was seen without a consumer: from the first sample that missed it to
+    the next sample that saw it again (a sample where no node answered at all is missing data, not
+    a gap; a queue still missing at the last sample counts until then)."""
     worst: dict[str, float] = {}
     for q in queues:
-        last_seen, gap = None, 0.0
+        missing_since, gap = None, 0.0
         for s in samples:
             if not s["nodes"]:
                 continue
             if q in s["consumed"]:
-                if last_seen is not None:
-                    gap = max(gap, s["t"] - last_seen - 1.0)   # consecutive samples are 1 s apart
-                last_seen = s["t"]
-        worst[q] = round(max(gap, 0.0), 1)
+                if missing_since is not None:
+                    gap = max(gap, s["t"] - missing_since)
+                missing_since = None
+            elif missing_since is None:
+                missing_since = s["t"]
+        if missing_since is not None and samples:
+            gap = max(gap, samples[-1]["t"] - missing_since)
+        worst[q] = round(gap, 1)
     return max(worst.values(), default=0.0), worst
 
 
@@ -213,7 +264,14 @@ def main() -> int:
     f.run("control", f"pkill -f '[{LOAD_MARK[0]}]{LOAD_MARK[1:]}'; pkill -f '[{SAMPLE_MARK[0]}]{SAMPLE_MARK[1:]}';"
           f" rm -rf {WORK}; mkdir -p {WORK}")
     first = lab.current()
-    sampler = f.start("control", f"{EXEC} {PYTHON} - {SAMPLE_MARK} {args.queues} {WORK}/samples.jsonl", stdin=SAMPLER)
+    tunnel = BrokerTunnel(f)
+    samples_file = LOG_DIR / "samples.jsonl"
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    samples_file.unlink(missing_ok=True)
+    sampler = subprocess.Popen([sys.executable, "-c", SAMPLER, SAMPLE_MARK, args.queues, str(samples_file)],
+                               env=dict(os.environ, CELERY_BROKER_URL=tunnel.url(0),
+                                        CELERY_RESULT_BACKEND=tunnel.url(1)),
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     # Enough tasks for the whole run; the generator is stopped when the last step is done.
     gen = f.start("control", f"{EXEC} {PYTHON} - {LOAD_MARK} {tag} 1000000 {args.rate} 1 {args.long_every}",
                   stdin=GENERATOR)
@@ -259,10 +317,11 @@ def main() -> int:
         steps["unready"]["names_instance"] = "fast" in steps["unready"]["error"]
     t_end = time.time()
     time.sleep(5)
-    f.run("control", f"pkill -f '[{LOAD_MARK[0]}]{LOAD_MARK[1:]}'; sleep 1;"
-          f" pkill -f '[{SAMPLE_MARK[0]}]{SAMPLE_MARK[1:]}'", check=False)
+    f.run("control", f"pkill -f '[{LOAD_MARK[0]}]{LOAD_MARK[1:]}'", check=False)
     gen.communicate(timeout=60)
+    sampler.terminate()
     sampler.communicate(timeout=60)
+    tunnel.close()
 
     published = {json.loads(line)["id"]: json.loads(line) for line in
                  f.run("control", f"cat {WORK}/published-{tag}.jsonl").stdout.splitlines() if line.strip()}
@@ -286,8 +345,7 @@ def main() -> int:
         return [first_done[i] - p["t"] for i, p in published.items()
                 if p["queue"] != "long" and t0 <= p["t"] < t1 and i in first_done]
     steady, during = waits(t_start + 10, t_release), waits(t_release, t_released)
-    samples = [json.loads(line) for line in f.run("control", f"cat {WORK}/samples.jsonl").stdout.splitlines()
-               if line.strip()]
+    samples = [json.loads(line) for line in samples_file.read_text().splitlines() if line.strip()]
     window = [s for s in samples if t_release - 5 <= s["t"] <= t_end]
     max_gap, gaps = consumer_gaps(window, queues)
     broken_blocked = (steps["broken"]["rc"] != 0 and steps["broken"]["current_unchanged"]
