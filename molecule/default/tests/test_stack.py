@@ -356,6 +356,7 @@ print(AsyncResult("%s", app=app).get(timeout=240))
 
 
 @labtest.unit("celery-worker@long")
+@labtest.first_verify_only("the releases and faults restarted every worker under load")
 def test_a_running_long_task_survives_a_worker_restart(host):
     """Restart the worker while the task runs: the task finishes (warm shutdown), exactly once."""
     only(host, "celery_beat")
@@ -384,6 +385,7 @@ def test_a_running_long_task_survives_a_worker_restart(host):
 # --------------------------------------------------------------------------------------------
 # Reboot: a worker VM comes back with everything it ran (last: it takes the longest)
 # --------------------------------------------------------------------------------------------
+@labtest.first_verify_only("a reboot proves the units are enabled, which the releases did not change")
 def test_a_rebooted_worker_brings_back_its_instances(host):
     only(host, "celery_workers")
     if host.backend.hostname != sorted(host.backend.ansible_runner.get_hosts("celery_workers"))[-1]:
