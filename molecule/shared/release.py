@@ -53,21 +53,28 @@ SAMPLE_MARK = "kit-release-sampler"
 # Every second: which declared queues have a consumer that answers (one JSON line per sample).
 # It runs on the controller, through an SSH tunnel to the broker: on the one-vCPU control VM
 # under emulation it competed with the services being released, and its clock was not the
-# controller's. Each sample takes the replies that arrive within a second.
+# controller's. Each sample takes the replies that arrive within SAMPLE_TIMEOUT_S.
 SAMPLER = r"""
 import json, sys, time
 from app.celery import app
 queues, out = sys.argv[2].split(","), open(sys.argv[3], "a")
+period, phase, timeout = float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+t = (time.time() // period + 1) * period + phase
 while True:
-    t = time.time()
+    time.sleep(max(0.0, t - time.time()))
     try:
-        replies = app.control.inspect(timeout=1.0).active_queues() or {}
+        replies = app.control.inspect(timeout=timeout).active_queues() or {}
     except Exception as exc:
         replies = {}
     consumed = sorted({q["name"] for qs in replies.values() for q in (qs or [])})
     out.write(json.dumps({"t": t, "consumed": consumed, "nodes": sorted(replies)}) + "\n"); out.flush()
-    time.sleep(max(0.0, t + 1.0 - time.time()))
+    t += period
 """
+# A node on a busy VM under emulation may take seconds to answer: each sample waits this long for
+# replies, and as many samplers as it takes, each starting a second after the previous one, give
+# one sample a second.
+SAMPLE_TIMEOUT_S = 2.5
+SAMPLERS = 3
 
 
 class BrokerTunnel:
@@ -268,10 +275,13 @@ def main() -> int:
     samples_file = LOG_DIR / "samples.jsonl"
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     samples_file.unlink(missing_ok=True)
-    sampler = subprocess.Popen([sys.executable, "-c", SAMPLER, SAMPLE_MARK, args.queues, str(samples_file)],
-                               env=dict(os.environ, CELERY_BROKER_URL=tunnel.url(0),
-                                        CELERY_RESULT_BACKEND=tunnel.url(1)),
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    samplers = [subprocess.Popen([sys.executable, "-c", SAMPLER, SAMPLE_MARK, args.queues, str(samples_file),
+                                  str(SAMPLERS), str(n), str(SAMPLE_TIMEOUT_S)],
+                                 env=dict(os.environ, CELERY_BROKER_URL=tunnel.url(0),
+                                          CELERY_RESULT_BACKEND=tunnel.url(1)),
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                 text=True)
+                for n in range(SAMPLERS)]
     # Enough tasks for the whole run; the generator is stopped when the last step is done.
     gen = f.start("control", f"{EXEC} {PYTHON} - {LOAD_MARK} {tag} 1000000 {args.rate} 1 {args.long_every}",
                   stdin=GENERATOR)
@@ -319,8 +329,9 @@ def main() -> int:
     time.sleep(5)
     f.run("control", f"pkill -f '[{LOAD_MARK[0]}]{LOAD_MARK[1:]}'", check=False)
     gen.communicate(timeout=60)
-    sampler.terminate()
-    sampler.communicate(timeout=60)
+    for sampler in samplers:
+        sampler.terminate()
+        sampler.communicate(timeout=60)
     tunnel.close()
 
     published = {json.loads(line)["id"]: json.loads(line) for line in
@@ -345,7 +356,8 @@ def main() -> int:
         return [first_done[i] - p["t"] for i, p in published.items()
                 if p["queue"] != "long" and t0 <= p["t"] < t1 and i in first_done]
     steady, during = waits(t_start + 10, t_release), waits(t_release, t_released)
-    samples = [json.loads(line) for line in samples_file.read_text().splitlines() if line.strip()]
+    samples = sorted((json.loads(line) for line in samples_file.read_text().splitlines() if line.strip()),
+                     key=lambda sample: sample["t"])
     window = [s for s in samples if t_release - 5 <= s["t"] <= t_end]
     max_gap, gaps = consumer_gaps(window, queues)
     broken_blocked = (steps["broken"]["rc"] != 0 and steps["broken"]["current_unchanged"]
