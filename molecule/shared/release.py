@@ -260,7 +260,14 @@ def main() -> int:
     ap.add_argument("--wheelhouse", default=str(REPO / "build" / "wheelhouse-{python_tag}.tar"),
                     help="the wheelhouse to patch; {python_tag} stands for each Python's (cp311, cp313)")
     ap.add_argument("--queues", default="default,high,long,low")
+    ap.add_argument("--bad-releases", default="broken,unready",
+                    help="which bad releases to try after the release and the rollback: broken, unready "
+                         "(comma-separated; empty for none)")
     args = ap.parse_args()
+    bad = [b for b in args.bad_releases.split(",") if b]
+    unknown = sorted(set(bad) - {"broken", "unready"})
+    if unknown:
+        ap.error(f"--bad-releases: unknown {', '.join(unknown)} (known: broken, unready)")
 
     f = Fleet(args.lab)
     lab = Lab(f, args.inventory)
@@ -308,23 +315,26 @@ def main() -> int:
         broken = patched_wheelhouses(args.wheelhouse, Path(tmp) / "broken", "app/__init__.py", BROKEN_IMPORT, True)
         unready = patched_wheelhouses(args.wheelhouse, Path(tmp) / "unready", "app/celery.py", UNREADY_WORKER,
                                       False)
-        before_pids, before = lab.main_pids(), lab.current()
-        rc, out, took = lab.playbook("site.yml", "-e", "celery_common_release=3.0.0",
-                                     "-e", f"celery_common_wheelhouse_src={broken}")
-        after_pids, after = lab.main_pids(), lab.current()
-        steps["broken"] = {"rc": rc, "wall_s": round(took, 1), "current_unchanged": after == before,
-                           "nothing_restarted": after_pids == before_pids,
-                           "error_names_import": "broken at import" in out,
-                           "error": next((line.strip() for line in out.splitlines()
-                                          if "failed its check" in line), "")}
-        before = lab.current()
-        rc, out, took = lab.playbook("site.yml", "-e", "celery_common_release=4.0.0",
-                                     "-e", f"celery_common_wheelhouse_src={unready}")
-        after = lab.current()
-        steps["unready"] = {"rc": rc, "wall_s": round(took, 1), "current_unchanged": after == before,
-                            "error": next((line.strip() for line in out.splitlines()
-                                           if "the next batches were not started" in line), "")}
-        steps["unready"]["names_instance"] = "fast" in steps["unready"]["error"]
+        if "broken" in bad:
+            before_pids, before = lab.main_pids(), lab.current()
+            rc, out, took = lab.playbook("site.yml", "-e", "celery_common_release=3.0.0",
+                                         "-e", f"celery_common_wheelhouse_src={broken}")
+            after_pids, after = lab.main_pids(), lab.current()
+            steps["broken"] = {"rc": rc, "wall_s": round(took, 1), "current_unchanged": after == before,
+                               "nothing_restarted": after_pids == before_pids,
+                               "error_names_import": "broken at import" in out,
+                               "error": next((line.strip() for line in out.splitlines()
+                                              if "failed its check" in line), "")}
+            save_partial()
+        if "unready" in bad:
+            before = lab.current()
+            rc, out, took = lab.playbook("site.yml", "-e", "celery_common_release=4.0.0",
+                                         "-e", f"celery_common_wheelhouse_src={unready}")
+            after = lab.current()
+            steps["unready"] = {"rc": rc, "wall_s": round(took, 1), "current_unchanged": after == before,
+                                "error": next((line.strip() for line in out.splitlines()
+                                               if "the next batches were not started" in line), "")}
+            steps["unready"]["names_instance"] = "fast" in steps["unready"]["error"]
     t_end = time.time()
     time.sleep(5)
     f.run("control", f"pkill -f '[{LOAD_MARK[0]}]{LOAD_MARK[1:]}'", check=False)
@@ -360,9 +370,12 @@ def main() -> int:
                      key=lambda sample: sample["t"])
     window = [s for s in samples if t_release - 5 <= s["t"] <= t_end]
     max_gap, gaps = consumer_gaps(window, queues)
-    broken_blocked = (steps["broken"]["rc"] != 0 and steps["broken"]["current_unchanged"]
+    # None: not tried in this run (--bad-releases).
+    broken_blocked = (None if "broken" not in steps else
+                      steps["broken"]["rc"] != 0 and steps["broken"]["current_unchanged"]
                       and steps["broken"]["nothing_restarted"] and steps["broken"]["error_names_import"])
-    unready_rolled_back = (steps["unready"]["rc"] != 0 and steps["unready"]["current_unchanged"]
+    unready_rolled_back = (None if "unready" not in steps else
+                           steps["unready"]["rc"] != 0 and steps["unready"]["current_unchanged"]
                            and steps["unready"]["names_instance"])
     record = {
         "commit": commit,
@@ -386,12 +399,16 @@ def main() -> int:
     print(json.dumps({k: record[k] for k in ("lost", "duplicates", "max_consumer_gap_s", "p95_ratio",
                                              "broken_release_blocked", "unready_release_rolled_back",
                                              "release_wall_s", "rollback_wall_s")}), flush=True)
-    ok = (not lost and max_gap == 0 and broken_blocked and unready_rolled_back
+    ok = (not lost and max_gap == 0 and broken_blocked is not False and unready_rolled_back is not False
           and steps["release"]["rc"] == 0 and steps["rollback"]["rc"] == 0
           and steps["rollback"]["current"] == first and steps["release"]["current"] != first)
     if not ok:
         print("FAILED: see molecule/results/release.json", file=sys.stderr)
     return 0 if ok else 1
+
+
+def tried(outcome: bool | None) -> str:
+    return "not tried in this run" if outcome is None else str(outcome)
 
 
 def markdown(r: dict) -> str:
@@ -408,9 +425,9 @@ def markdown(r: dict) -> str:
         f"({r['p95_wait_release_s']} s / {r['p95_wait_steady_s']} s) |",
         f"| release wall time (s) | {r['release_wall_s']} |",
         f"| rollback wall time (s) | {r['rollback_wall_s']} |",
-        f"| release that raises at import: blocked before any host moved | {r['broken_release_blocked']} |",
+        f"| release that raises at import: blocked before any host moved | {tried(r['broken_release_blocked'])} |",
         f"| release whose worker cannot start: first host rolled back, later batches untouched | "
-        f"{r['unready_release_rolled_back']} |",
+        f"{tried(r['unready_release_rolled_back'])} |",
     ]) + "\n"
 
 
