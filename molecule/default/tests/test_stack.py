@@ -149,6 +149,23 @@ def test_workers_running_as_declared(host):
         assert host.service("celery-workers.target").is_enabled
 
 
+def test_each_worker_can_write_its_own_state_directory(host):
+    """Where the worker runs (its unit's mount namespace, or supervisord's), its state directory is
+    writable: tasks keep files there (the delivery ledger of app.tasks.probe). ProtectSystem=strict
+    leaves every path read-only that the unit does not list."""
+    only(host, "celery_workers")
+    for inst in hv(host)["celery_worker_instances"]:
+        if manager(host) == "supervisor":
+            pid = host.check_output("systemctl show -p MainPID --value celery-supervisor.service")
+        else:
+            pid = host.check_output("systemctl show -p MainPID --value celery-worker@%s.service", inst["name"])
+        assert pid not in ("", "0"), inst["name"]
+        directory = f"/var/lib/celery/worker-{inst['name']}"
+        probe = host.run("sudo nsenter -t %s -m -- sh -c %s", pid,
+                         f"f={directory}/.write-check && : > $f && rm $f")
+        assert probe.rc == 0, f"{inst['name']}: {directory} is not writable where it runs: {probe.stderr}"
+
+
 def test_the_fleet_runs_both_service_managers(host):
     """One converge proves the units and the supervisor programs: neither may drop out of the lab."""
     only(host, "celery_beat")
