@@ -70,8 +70,9 @@ for i in range(count + n_long):
             print(f"publish {task_id}: {exc!r}", file=sys.stderr, flush=True)
             time.sleep(0.5)
     out.write(json.dumps({"id": task_id, "queue": queue, "t": time.time()}) + "\n")
+    out.flush()   # in the file before the next publish: a generator killed at the end loses no id
     if i % 50 == 0:
-        out.flush(); os.fsync(out.fileno())
+        os.fsync(out.fileno())
     if i >= n_long:
         time.sleep(max(0.0, t0 + (i - n_long + 1) / rate - time.time()))
 out.flush(); os.fsync(out.fileno())
