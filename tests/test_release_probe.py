@@ -69,13 +69,18 @@ def test_not_ready_when_the_node_does_not_answer(workers):
     assert "not ready after 3 s: no reply to inspect ping" in out.stderr
 
 
-def test_not_ready_at_once_when_systemd_gave_up_on_the_unit(workers, tmp_path):
-    """A unit in start-limit-hit never becomes ready: the gate says so without waiting out its timeout."""
+def _fake_systemctl(tmp_path: Path, state: str, result: str) -> str:
+    """A PATH whose systemctl reports every unit in ``state`` with ``result``."""
     fake = tmp_path / "bin"
     fake.mkdir()
-    (fake / "systemctl").write_text("#!/bin/sh\nprintf 'ActiveState=failed\\nResult=start-limit-hit\\n'\n")
+    (fake / "systemctl").write_text(f"#!/bin/sh\nprintf 'ActiveState={state}\\nResult={result}\\n'\n")
     (fake / "systemctl").chmod(0o755)
-    env = {"CELERY_WORKER_QUEUES": "default", "PATH": f"{fake}:{os.environ['PATH']}"}
+    return f"{fake}:{os.environ['PATH']}"
+
+
+def test_not_ready_at_once_when_systemd_gave_up_on_the_unit(workers, tmp_path):
+    """A unit in start-limit-hit never becomes ready: the gate says so without waiting out its timeout."""
+    env = {"CELERY_WORKER_QUEUES": "default", "PATH": _fake_systemctl(tmp_path, "failed", "start-limit-hit")}
     out = _probe("ready", "app", "nobody@%h", "60", "celery-worker-surge@fast.service", env=env)
     assert out.returncode == 1
     assert "not ready: celery-worker-surge@fast.service failed (start-limit-hit) after" in out.stderr
@@ -83,11 +88,7 @@ def test_not_ready_at_once_when_systemd_gave_up_on_the_unit(workers, tmp_path):
 
 
 def test_a_unit_still_starting_is_waited_for(workers, tmp_path):
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    (fake / "systemctl").write_text("#!/bin/sh\nprintf 'ActiveState=activating\\nResult=success\\n'\n")
-    (fake / "systemctl").chmod(0o755)
-    env = {"CELERY_WORKER_QUEUES": "high,default", "PATH": f"{fake}:{os.environ['PATH']}"}
+    env = {"CELERY_WORKER_QUEUES": "high,default", "PATH": _fake_systemctl(tmp_path, "activating", "success")}
     out = _probe("ready", "app", "fast@%h", "30", "celery-worker@fast.service", env=env)
     assert out.returncode == 0, out.stderr
 
