@@ -38,8 +38,10 @@ $(VENV_STAMP): requirements/app.txt requirements/controller.txt pyproject.toml
 
 setup: $(APT_STAMP) $(VENV_STAMP) ## install apt packages and the pinned virtualenv
 
+# Test files run in parallel (pytest-xdist), each worker process with its own redis-server and celery
+# workers (tests/conftest.py); a file's tests stay together on one worker.
 test-fast: setup ## app, config and service-definition tests (real redis + celery, no VMs)
-	$(BIN)/python lab/timed_molecule.py suite fast -- $(BIN)/pytest tests
+	$(BIN)/python lab/timed_molecule.py suite fast -- $(BIN)/pytest tests --numprocesses=auto --maxprocesses=4 --dist=loadfile
 
 # make builds prerequisites left to right and stops at the first failure: lint runs first.
 test: lint test-fast ## everything CI runs: lint, then the tests
