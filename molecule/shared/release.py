@@ -180,7 +180,11 @@ class Lab:
         self.inventories = inventories
         self.tails: list[dict] = []
 
-    def playbook(self, playbook: str, *extra: str) -> tuple[int, str, float]:
+    def playbook(self, playbook: str, *extra: str, quiet: bool = False, log_name: str = "") -> tuple[int, str, float]:
+        """Run a playbook of the kit against the lab: (exit code, whole output, seconds). The output
+        goes to a log file under .cache/lab/release/ (``log_name``, or one numbered by step); its
+        tail is printed and recorded unless ``quiet`` (a run whose output is searched for secrets
+        prints none of it)."""
         # The ansible-playbook of the Python running this (the repo's .venv), also when it is not on PATH.
         beside = Path(sys.executable).with_name("ansible-playbook")
         argv = [str(beside) if beside.exists() else (shutil.which("ansible-playbook") or "ansible-playbook")]
@@ -199,7 +203,7 @@ class Lab:
         # The whole output goes to a log file as it comes (a long step can be followed with tail -f);
         # only its tail is printed and recorded.
         LOG_DIR.mkdir(parents=True, exist_ok=True)
-        log = LOG_DIR / f"release-{len(self.tails) + 1}-{Path(playbook).stem}.log"
+        log = LOG_DIR / (log_name or f"release-{len(self.tails) + 1}-{Path(playbook).stem}.log")
         print(f"--- {playbook} {' '.join(extra)}: output in {log}", flush=True)
         t = time.monotonic()
         with log.open("w") as sink:
@@ -207,6 +211,8 @@ class Lab:
         took = time.monotonic() - t
         out = log.read_text(errors="replace")
         print(f"--- {playbook} {' '.join(extra)}: exit {proc.returncode} in {took:.0f} s", flush=True)
+        if quiet:
+            return proc.returncode, out, took
         print("\n".join(out.splitlines()[-25:]), flush=True)
         self.tails.append({"playbook": f"{playbook} {' '.join(extra)}", "rc": proc.returncode,
                            "tail": out.splitlines()[-15:]})
