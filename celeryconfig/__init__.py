@@ -17,6 +17,7 @@ from .broker import (  # noqa: F401
     result_backend_transport_options,
 )
 from .serializers import accept_content, result_accept_content, result_serializer, task_serializer  # noqa: F401
+from . import transport as _transport  # noqa: F401  (kombu's redis/rediss transports: the kit's, see transport.py)
 from .timezone import enable_utc, timezone  # noqa: F401
 from .ratelimits import rate_limit_annotations as _rate_limit_annotations
 from .queues import DECLARED_QUEUES, task_create_missing_queues, task_default_queue, task_queues, task_routes  # noqa: F401
