@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import re
 import sys
 import urllib.parse
@@ -57,17 +56,8 @@ def main() -> int:
     secrets |= {f"{name} (lab's)": forms(value) for name, value in old.items()}
 
     lab = Lab(Fleet(args.lab), args.inventory)
-    # The values travel as extra vars in a file only root reads, so they are on no command line.
-    extra_file = REPO / ".cache" / "lab" / "release" / "check-diff-vars.yml"
-    extra_file.parent.mkdir(parents=True, exist_ok=True)
-    extra_file.unlink(missing_ok=True)
-    with os.fdopen(os.open(extra_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as sink:
-        sink.write(yaml.safe_dump(extra))
-    try:
-        rc, out, took = lab.playbook("site.yml", "--check", "--diff", "-e", f"@{extra_file}", quiet=True,
-                                     log_name="check-diff-site.log")
-    finally:
-        extra_file.unlink(missing_ok=True)
+    rc, out, took = lab.playbook("site.yml", "--check", "--diff", secrets=extra, quiet=True,
+                                 log_name="check-diff-site.log")
 
     lines = out.splitlines()
     leaks = {name: [n for n, line in enumerate(lines, 1) if any(v in line for v in values)]

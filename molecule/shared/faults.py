@@ -19,7 +19,8 @@ injected while a ``long`` task runs; afterwards the ledgers are collected and co
   window (how long the fleet stopped processing).
 
 Usage (the lab must be converged with ansible/site.yml):
-    python molecule/shared/faults.py --lab mol-default --out molecule/results/faults.json [--only NAME,...]
+    python molecule/shared/faults.py --lab mol-default --out molecule/results/faults.json [--only NAME,...] \
+        [--inventory INVENTORY]   # the faults that run the kit's playbooks (redis_password_rotation) need it
 Exit status 1 if any fault lost a task it must not lose.
 """
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+LAB_VARS = REPO / "ansible" / "inventories" / "lab" / "group_vars" / "all.yml"
 EXEC = "/opt/celery/bin/celery-kit-exec /etc/celery/common.env --"
 PYTHON = "/opt/celery/current/venv/bin/python"
 LEDGER_GLOB = "/var/lib/celery/worker-*/ledger.jsonl"
@@ -155,7 +157,7 @@ class Fleet:
     def redis_cli(self, args: str) -> str:
         """redis-cli on the broker as Redis' admin user; the password (the lab's, from its group_vars)
         travels on stdin, never argv."""
-        lab_vars = yaml.safe_load((REPO / "ansible" / "inventories" / "lab" / "group_vars" / "all.yml").read_text())
+        lab_vars = yaml.safe_load(LAB_VARS.read_text())
         command = f"read -r REDISCLI_AUTH && export REDISCLI_AUTH && redis-cli --no-auth-warning --user admin {args}"
         return self.run("broker", command, stdin=lab_vars["celery_redis_admin_password"] + "\n").stdout.strip()
 
@@ -265,6 +267,47 @@ def worker_reboot(f: Fleet) -> dict:
     return {}
 
 
+# Inventories of the lab (--inventory): the faults that run the kit's own playbooks need them.
+INVENTORIES: list[str] = []
+ROTATION_PASSWORD = "Rotated/celery#pw@%?:lab-only"
+
+
+def redis_password_rotation(f: Fleet) -> dict:
+    """The celery user's Redis password rotated under load as docs/operations.md describes, and
+    back: site.yml with the new password and the old one as previous (Redis accepts both, every
+    worker is handed over to a process with the new URLs), then rotate-redis-password.yml drops the
+    old one; the same again to return to the lab's password. Counts every refused login: Redis'
+    ACL LOG (reason auth) and the Celery hosts' journals."""
+    from release import Lab  # release.py imports this module
+
+    if not INVENTORIES:
+        raise RuntimeError("redis_password_rotation runs the kit's playbooks: pass --inventory")
+    lab_password = yaml.safe_load(LAB_VARS.read_text())["celery_redis_password"]
+    lab = Lab(f, INVENTORIES)
+    f.redis_cli("ACL LOG RESET")
+    since = f.run("broker", "date +%s").stdout.strip()
+    steps = []
+    for new, old in ((ROTATION_PASSWORD, lab_password), (lab_password, ROTATION_PASSWORD)):
+        for playbook, values in (("site.yml", {"celery_redis_password": new, "celery_redis_previous_password": old}),
+                                 ("playbooks/rotate-redis-password.yml", {"celery_redis_password": new})):
+            rc, _, took = lab.playbook(playbook, secrets=values, quiet=True,
+                                       log_name=f"rotation-{len(steps) + 1}-{Path(playbook).stem}.log")
+            steps.append({"playbook": playbook, "rc": rc, "wall_s": round(took, 1)})
+            if rc != 0:
+                break
+        if steps[-1]["rc"] != 0:
+            break
+    acl_log = f.redis_cli("ACL LOG 128").splitlines()
+    refused = sum(1 for a, b in zip(acl_log, acl_log[1:]) if a == "reason" and b == "auth")
+    journal = 0
+    for host in ("worker1", "worker2", "control"):
+        out = f.run(host, f"journalctl --since @{since} --no-pager -o cat"
+                          " | grep -cE 'WRONGPASS|invalid username-password|NOAUTH' || true").stdout.strip()
+        journal += int(out or 0)
+    return {"rotation_steps": steps, "rotation_ok": all(s["rc"] == 0 for s in steps) and len(steps) == 4,
+            "refused_logins": refused, "auth_errors_in_journals": journal}
+
+
 def beat_takeover(f: Fleet, interval: float = 30.0, lock_timeout: float = 30.0) -> dict:
     """A second beat started by hand on worker1 sends nothing while control's beat lives, and takes
     over when control loses power. Ledger: the periodic task's own run times (Redis list
@@ -348,11 +391,19 @@ FAULTS = {
                       "the reboot waits for the graceful stop (shutdown targets' JobTimeoutSec covers the "
                       "longest stop timeout); instances start at boot",
                       "the VM reboots after the long task finished"),
+    "redis_password_rotation": (redis_password_rotation,
+                                "Redis password rotated and back under load (site.yml, rotate-redis-password.yml)",
+                                "Redis accepts old and new while every worker is handed over to the new URLs; "
+                                "the old one is dropped at runtime once no Celery process uses it; no restart",
+                                "no refused login in Redis' ACL LOG or any Celery journal"),
     "beat_takeover": (beat_takeover, "second beat started by hand on worker1; control powered off",
                       "the second beat waits for the lock in Redis and sends nothing; after the power cut the "
                       "lock expires (CELERY_BEAT_LOCK_TIMEOUT) and it takes over from the shared schedule state",
                       "second beat's log: nothing until 'beat: Acquired lock'; one run per interval throughout"),
 }
+# Faults whose injection takes minutes (playbook runs): the load runs until it is done, not for a
+# fixed number of tasks.
+LOAD_UNTIL_HEALED = {"redis_password_rotation"}
 # Losses the kit documents rather than prevents.
 MAY_LOSE = {"redis_kill9_everysec": "Redis documents up to one second of writes lost with appendfsync everysec"}
 
@@ -376,7 +427,9 @@ def ledgers(f: Fleet) -> list[dict]:
 def run_fault(f: Fleet, name: str, count: int, rate: float, drain_s: float, run_id: str) -> dict:
     inject, what = FAULTS[name][:2]
     tag = f"{name}-{run_id}"   # task ids are unique per run: ledgers of earlier runs never count
-    gen = f.start("control", f"mkdir -p {WORK}; {EXEC} {PYTHON} - {LOAD_MARK} {tag} {count} {rate} 2", stdin=GENERATOR)
+    until_healed = name in LOAD_UNTIL_HEALED
+    total = 10_000_000 if until_healed else count
+    gen = f.start("control", f"mkdir -p {WORK}; {EXEC} {PYTHON} - {LOAD_MARK} {tag} {total} {rate} 2", stdin=GENERATOR)
     # Inject once a long task runs (the generator publishes two long tasks first; under TCG its
     # start-up alone can take a minute).
     deadline = time.monotonic() + 240
@@ -388,8 +441,13 @@ def run_fault(f: Fleet, name: str, count: int, rate: float, drain_s: float, run_
     fault_at = time.time()
     detail = inject(f)
     healed_at = time.time()
+    if until_healed:
+        # Every id reaches the published file before the next publish: a stopped generator leaves
+        # none out of the count.
+        time.sleep(10)
+        f.run("control", f"pkill -f '[{LOAD_MARK[0]}]{LOAD_MARK[1:]}'", check=False)
     out, err = gen.communicate(timeout=count / rate * 4 + 900)
-    if gen.returncode != 0:
+    if gen.returncode != 0 and not until_healed:
         raise RuntimeError(f"{name}: load generator failed: {err[-2000:]}")
     published = [json.loads(line)["id"] for line in
                  f.run("control", f"cat {WORK}/published-{tag}.jsonl").stdout.splitlines() if line.strip()]
@@ -469,7 +527,10 @@ def main() -> int:
     ap.add_argument("--tasks", type=int, default=1000, help="instant tasks per fault")
     ap.add_argument("--rate", type=float, default=15.0, help="instant tasks per second")
     ap.add_argument("--drain", type=float, default=300.0, help="seconds to wait for completions")
+    ap.add_argument("--inventory", action="append", default=[],
+                    help="the lab's inventory (Molecule's); needed by the faults that run playbooks")
     args = ap.parse_args()
+    INVENTORIES[:] = args.inventory
     names = [n for n in args.only.split(",") if n] or list(FAULTS)
     unknown = [n for n in names if n not in FAULTS]
     if unknown:
@@ -501,6 +562,8 @@ def main() -> int:
     bad = [r["fault"] for r in results if r["lost"] and not r["may_lose"]]
     bad += [r["fault"] for r in results if r["fault"] == "beat_takeover"
             and (r["duplicates"] or r["second_beat_sent_while_first_lived"])]
+    bad += [r["fault"] for r in results if r["fault"] == "redis_password_rotation"
+            and not (r["rotation_ok"] and r["refused_logins"] == 0 and r["auth_errors_in_journals"] == 0)]
     bad += [r["fault"] for r in results if r["fault"] == "worker_oom"
             and not (r["oom_task_dead_lettered"] and r["instance_active"] and r["instance_restarts"] == 0)]
     if bad:

@@ -180,11 +180,23 @@ class Lab:
         self.inventories = inventories
         self.tails: list[dict] = []
 
-    def playbook(self, playbook: str, *extra: str, quiet: bool = False, log_name: str = "") -> tuple[int, str, float]:
+    def playbook(self, playbook: str, *extra: str, quiet: bool = False, log_name: str = "",
+                 secrets: dict | None = None) -> tuple[int, str, float]:
         """Run a playbook of the kit against the lab: (exit code, whole output, seconds). The output
         goes to a log file under .cache/lab/release/ (``log_name``, or one numbered by step); its
         tail is printed and recorded unless ``quiet`` (a run whose output is searched for secrets
-        prints none of it)."""
+        prints none of it). ``secrets``: extra vars passed in a file only root can read, for the
+        run only, so no value is on a command line."""
+        if secrets:
+            LOG_DIR.mkdir(parents=True, exist_ok=True)
+            path = LOG_DIR / f"secrets-{os.getpid()}.yml"
+            path.unlink(missing_ok=True)
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as sink:
+                sink.write(yaml.safe_dump(secrets))
+            try:
+                return self.playbook(playbook, *extra, "-e", f"@{path}", quiet=quiet, log_name=log_name)
+            finally:
+                path.unlink(missing_ok=True)
         # The ansible-playbook of the Python running this (the repo's .venv), also when it is not on PATH.
         beside = Path(sys.executable).with_name("ansible-playbook")
         argv = [str(beside) if beside.exists() else (shutil.which("ansible-playbook") or "ansible-playbook")]
