@@ -12,12 +12,13 @@ from .broker import (  # noqa: F401
     broker_connection_max_retries,
     broker_connection_retry_on_startup,
     broker_url,
+    broker_use_ssl,
     redis_backend_health_check_interval,
     result_backend,
     result_backend_transport_options,
 )
-from .serializers import accept_content, result_accept_content, result_serializer, task_serializer  # noqa: F401
 from . import transport as _transport  # noqa: F401  (kombu's redis/rediss transports: the kit's, see transport.py)
+from .serializers import accept_content, result_accept_content, result_serializer, task_serializer  # noqa: F401
 from .timezone import enable_utc, timezone  # noqa: F401
 from .ratelimits import rate_limit_annotations as _rate_limit_annotations
 from .queues import DECLARED_QUEUES, task_create_missing_queues, task_default_queue, task_queues, task_routes  # noqa: F401

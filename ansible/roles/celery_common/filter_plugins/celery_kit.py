@@ -11,7 +11,7 @@ import ipaddress
 import os
 import re
 import tarfile
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 MASK = "********"
@@ -66,12 +66,48 @@ def celery_kit_timezone_problems(name) -> list[str]:
     return []
 
 
-def celery_kit_broker_problems(url, variable: str, redis: dict) -> list[str]:
+def _certificate_names(path: str) -> list[str] | None:
+    """The DNS names and IP addresses in a PEM certificate's subjectAltName; None when the file
+    cannot be read as one (the Redis role's preflight reports a missing file)."""
+    try:
+        from cryptography import x509
+    except ImportError:
+        return None
+    try:
+        with open(path, "rb") as f:
+            cert = x509.load_pem_x509_certificate(f.read())
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    except (OSError, ValueError):
+        return None
+    return san.get_values_for_type(x509.DNSName) + [str(a) for a in san.get_values_for_type(x509.IPAddress)]
+
+
+def _tls_query_problems(variable: str, parts, shown: str, ca_path: str) -> list[str]:
+    """A rediss:// URL must verify the server against the CA the role installs, as kombu, the
+    result backend and redis-py read it from the query."""
+    query = {key: values[-1] for key, values in parse_qs(parts.query, keep_blank_values=True).items()}
+    problems = []
+    if query.get("ssl_cert_reqs") not in ("required", "CERT_REQUIRED"):
+        problems.append(f"{variable}: {shown} does not verify Redis' certificate; add ssl_cert_reqs=required "
+                        f"(without it kombu connects to whoever answers)")
+    if ca_path and query.get("ssl_ca_certs") != ca_path:
+        problems.append(f"{variable}: {shown} must name the CA the role installs: ssl_ca_certs={ca_path}")
+    if query.get("ssl_check_hostname", "true").lower() in ("false", "0", "no", "off"):
+        problems.append(f"{variable}: ssl_check_hostname=false in {shown} would accept any certificate the CA "
+                        f"signed, for any host; remove it")
+    return problems
+
+
+def celery_kit_broker_problems(url, variable: str, redis: dict, ca_path: str = "") -> list[str]:
     """A Redis URL checked against the Redis role's variables of the fleet's Redis host.
 
     ``redis``: ``present`` (a ``redis`` group exists), ``host``, ``user`` (the ACL user Celery
     logs in as), ``password``, ``port``, ``addresses`` (what Redis binds, plus the host's
-    inventory name and address) and ``same_host`` (the checked host is the Redis host).
+    inventory name and address), ``same_host`` (the checked host is the Redis host), ``tls``
+    (celery_redis_tls) and ``tls_cert`` (celery_redis_tls_cert_src, on the controller).
+    ``ca_path``: where the CA a rediss:// URL must name as ssl_ca_certs is installed.
     """
     if not url:
         return []
@@ -85,13 +121,23 @@ def celery_kit_broker_problems(url, variable: str, redis: dict) -> list[str]:
         shown = f"{url.partition('://')[0]}://{MASK}" if "://" in url else MASK
         return [f"{variable}: {shown} does not parse as a URL; percent-encode the password "
                 f"(urlencode | replace('/', '%2F'))"]
+    problems = _tls_query_problems(variable, parts, shown, ca_path) if parts.scheme == "rediss" else []
     if not redis.get("present"):
-        return []
-    problems = []
+        return problems
     host = redis.get("host")
-    if parts.scheme != "redis":
+    tls = bool(redis.get("tls"))
+    if parts.scheme == "redis" and tls:
+        problems.append(f"{variable}: {shown} is plaintext, but Redis on {host} accepts TLS only (celery_redis_tls: "
+                        f"true): use rediss://...?ssl_cert_reqs=required&ssl_ca_certs={ca_path or 'CA'}")
+        return problems
+    if parts.scheme == "rediss" and not tls:
+        problems.append(f"{variable}: {shown} uses TLS, but Redis on {host} serves plaintext only "
+                        f"(celery_redis_tls: false): use redis://, or turn TLS on there")
+        return problems
+    if parts.scheme not in ("redis", "rediss"):
         problems.append(f"{variable}: scheme {parts.scheme + '://' if parts.scheme else '(none)'} in {shown}: "
-                        f"the Redis role on {host} serves only redis:// (no TLS, no unix socket, no AMQP)")
+                        f"the Redis role on {host} serves only {'rediss' if tls else 'redis'}:// "
+                        f"(no unix socket, no AMQP)")
         return problems
     if "#" in url:
         problems.append(f"{variable}: {shown} contains '#'; percent-encode it in the password as %23")
@@ -108,6 +154,10 @@ def celery_kit_broker_problems(url, variable: str, redis: dict) -> list[str]:
     expected_port = int(redis.get("port") or 6379)
     if (port or 6379) != expected_port:
         problems.append(f"{variable}: port {port or 6379} in {shown} is not celery_redis_port ({expected_port})")
+    names = _certificate_names(str(redis.get("tls_cert"))) if tls and redis.get("tls_cert") else None
+    if names is not None and parts.hostname not in names:
+        problems.append(f"{variable}: host {parts.hostname} in {shown} is not named by Redis' certificate "
+                        f"(celery_redis_tls_cert_src of {host}, subjectAltName: {names or 'none'}); clients check it")
     user = redis.get("user") or ""
     given_user = unquote(parts.username or "")
     if user and given_user != user:
@@ -135,7 +185,7 @@ def celery_kit_env_login_problems(content: str, path: str, user: str, password: 
         if not sep or key.strip() not in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "APP_REDIS_URL"):
             continue
         value = value.strip().strip("'")
-        if not value.startswith("redis://"):
+        if not value.startswith(("redis://", "rediss://")):
             continue
         found = True
         try:
