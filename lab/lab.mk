@@ -49,9 +49,14 @@ build/uv: $(VENV_STAMP)
 	@mkdir -p $(@D)
 	install -m 0755 $(BIN)/uv $@
 
+# The lab's own CA and Redis certificate, used when LAB_REDIS_TLS=1 turns Redis' TLS on (a second run
+# changes nothing).
+build/redis-tls/ca.crt: lab/redis-tls-certs.sh
+	lab/redis-tls-certs.sh build/redis-tls
+
 wheelhouse: $(WHEELHOUSE) build/uv ## offline wheels per target Python: build/wheelhouse-cp311.tar (Debian 12), -cp313.tar (Debian 13)
 
-lab: setup $(LAB_APT_STAMP) $(WHEELHOUSE) build/uv ## boot the VM lab, run $(LAB_PLAYBOOK) on it, print how to reach it
+lab: setup $(LAB_APT_STAMP) $(WHEELHOUSE) build/uv build/redis-tls/ca.crt ## boot the VM lab, run $(LAB_PLAYBOOK) on it, print how to reach it
 	@set -euo pipefail; \
 	images=$$($(BIN)/python lab/labctl images --molecule-file molecule/$(LAB_SCENARIO)/molecule.yml); \
 	$(BIN)/python lab/labctl up --name $(LAB_NAME) $$(printf -- '--image-dir=%s ' $$images) \
@@ -73,7 +78,7 @@ lab-down: ## stop the VM lab and remove its VMs, taps and overlays
 
 # One `molecule test -s NAME` after the other, stopping at the first failure; each stage's wall time goes
 # to molecule/results/timings.json (and timings.md) with the commit (lab/timed_molecule.py).
-test-vm: setup $(LAB_APT_STAMP) $(WHEELHOUSE) build/uv ## molecule test of every VM scenario in LAB_TEST_SCENARIOS, one at a time, timed
+test-vm: setup $(LAB_APT_STAMP) $(WHEELHOUSE) build/uv build/redis-tls/ca.crt ## molecule test of every VM scenario in LAB_TEST_SCENARIOS, one at a time, timed
 	@$(BIN)/python lab/timed_molecule.py test $(LAB_TEST_SCENARIOS)
 
 test: test-vm

@@ -6,6 +6,7 @@ broken variable must fail with its name in the message and no later play started
 """
 from __future__ import annotations
 
+import subprocess
 import sys
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
@@ -240,14 +241,24 @@ def test_bad_input_fails_in_preflight_naming_the_variable(bad_input_runs, case):
                 assert values[name] not in output, f"{name} printed"
 
 
-def test_the_lab_inventory_passes_preflight(tmp_path):
-    """The shipped lab layout (ansible/inventories/lab) is valid input, checked here without VMs."""
+@pytest.mark.parametrize("tls", [False, True], ids=["plaintext", "tls"])
+def test_the_lab_inventory_passes_preflight(tmp_path, tls):
+    """The shipped lab layout (ansible/inventories/lab) is valid input, checked here without VMs;
+    also with Redis over TLS (`-e celery_redis_tls=true`), its certificates made by
+    lab/redis-tls-certs.sh."""
     wheelhouse = wheelhouse_tar(tmp_path / "wheelhouse.tar")
+    extra = ["-e", "celery_redis_tls=false"]   # whatever LAB_REDIS_TLS says in this environment
+    if tls:
+        repo = Path(__file__).resolve().parents[1]
+        certs = tmp_path / "redis-tls"
+        subprocess.run([str(repo / "lab" / "redis-tls-certs.sh"), str(certs)], check=True, capture_output=True)
+        extra = ["-e", "celery_redis_tls=true", "-e", f"celery_redis_tls_cert_src={certs}/redis.crt",
+                 "-e", f"celery_redis_tls_key_src={certs}/redis.key", "-e", f"celery_redis_tls_ca_src={certs}/ca.crt"]
     result = ansible_playbook("-i", "inventories/lab", "site.yml", "--check", "--tags", "always",
                               "-e", "ansible_connection=local", "-e", f"ansible_python_interpreter={sys.executable}",
                               "-e", f"celery_common_wheelhouse_src={wheelhouse}",
                               "-e", f"celery_common_uv_src={Path(sys.executable).with_name('uv')}",
-                              "--limit", "broker,worker1,worker2,control",
+                              *extra, "--limit", "broker,worker1,worker2,control",
                               timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "PLAY [Preflight" in result.stdout

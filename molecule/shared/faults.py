@@ -36,6 +36,9 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import labtest  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 LAB_VARS = REPO / "ansible" / "inventories" / "lab" / "group_vars" / "all.yml"
 EXEC = "/opt/celery/bin/celery-kit-exec /etc/celery/common.env --"
@@ -158,7 +161,8 @@ class Fleet:
         """redis-cli on the broker as Redis' admin user; the password (the lab's, from its group_vars)
         travels on stdin, never argv."""
         lab_vars = yaml.safe_load(LAB_VARS.read_text())
-        command = f"read -r REDISCLI_AUTH && export REDISCLI_AUTH && redis-cli --no-auth-warning --user admin {args}"
+        command = (f"read -r REDISCLI_AUTH && export REDISCLI_AUTH && {labtest.REDIS_CLI} --no-auth-warning"
+                   f" --user admin {args}")
         return self.run("broker", command, stdin=lab_vars["celery_redis_admin_password"] + "\n").stdout.strip()
 
     def fast_forward_unacked(self, ids: list[str]) -> int:

@@ -5,9 +5,16 @@ Import from a scenario's tests (``molecule/conftest.py`` puts this directory on
 ``lab_private_address`` are read through testinfra's Ansible backend.
 """
 
+import os
+
 import pytest
 
 JOURNAL_LINES = 60
+
+# The lab's Redis speaks TLS only when LAB_REDIS_TLS is set (ansible/inventories/lab/group_vars/all.yml
+# reads the same variable); redis-cli on the broker then verifies it against the CA the role installed.
+REDIS_TLS = os.environ.get("LAB_REDIS_TLS", "") in ("1", "true", "yes")
+REDIS_CLI = "redis-cli --tls --cacert /etc/redis/tls/ca.crt" if REDIS_TLS else "redis-cli"
 
 
 def unit(*names: str):

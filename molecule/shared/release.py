@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -44,6 +45,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import labtest  # noqa: E402
 from faults import EXEC, GENERATOR, LOAD_MARK, PYTHON, REPO, WORK, Fleet, ledgers  # noqa: E402
 
 CELERY_HOSTS = ("worker1", "worker2", "control")
@@ -77,6 +79,11 @@ SAMPLE_TIMEOUT_S = 2.5
 SAMPLERS = 3
 
 
+# LAB_REDIS_TLS: Redis speaks TLS only, verified against the lab's CA (lab/redis-tls-certs.sh).
+LAB_CA = REPO / "build" / "redis-tls" / "ca.crt"
+TLS_CONTEXT = ssl.create_default_context(cafile=str(LAB_CA)) if labtest.REDIS_TLS else None
+
+
 class BrokerTunnel:
     """127.0.0.1:PORT on the controller forwarded over SSH to Redis on the broker VM (the lab's
     private segment has no address on the controller)."""
@@ -95,7 +102,8 @@ class BrokerTunnel:
         deadline = time.monotonic() + 60
         while True:
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as c:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as raw:
+                    c = TLS_CONTEXT.wrap_socket(raw, server_hostname="127.0.0.1") if TLS_CONTEXT else raw
                     c.sendall(b"PING\r\n")
                     if c.recv(64):   # Redis answers (-NOAUTH or +PONG) once the forward is up
                         return
@@ -108,6 +116,9 @@ class BrokerTunnel:
     def url(self, db: int) -> str:
         lab_vars = yaml.safe_load((REPO / "ansible" / "inventories" / "lab" / "group_vars" / "all.yml").read_text())
         password = urllib.parse.quote(lab_vars["celery_redis_password"], safe="")
+        if TLS_CONTEXT:   # the lab's certificate names 127.0.0.1 too (lab/redis-tls-certs.sh)
+            return (f"rediss://celery:{password}@127.0.0.1:{self.port}/{db}"
+                    f"?ssl_cert_reqs=required&ssl_ca_certs={LAB_CA}")
         return f"redis://celery:{password}@127.0.0.1:{self.port}/{db}"
 
     def close(self) -> None:

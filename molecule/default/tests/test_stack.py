@@ -56,8 +56,8 @@ def celery_python(host, code: str, timeout: int = 120) -> str:
 
 def redis_cli(host, *args: str, user: str = "admin") -> str:
     password = hv(host)["celery_redis_admin_password" if user == "admin" else "celery_redis_password"]
-    cmd = host.run("REDISCLI_AUTH=%s redis-cli --no-auth-warning --user %s -n 2 " + " ".join(["%s"] * len(args)),
-                   password, user, *args)
+    cmd = host.run(f"REDISCLI_AUTH=%s sudo --preserve-env=REDISCLI_AUTH {labtest.REDIS_CLI} --no-auth-warning"
+                   " --user %s -n 2 " + " ".join(["%s"] * len(args)), password, user, *args)
     assert cmd.rc == 0, cmd.stderr
     return cmd.stdout.strip()
 
@@ -93,14 +93,15 @@ def test_redis_enabled_running_and_listening_only_on_loopback_and_private(host):
 
 def test_redis_demands_the_password_and_keeps_queues_safe(host):
     only(host, "redis")
-    unauthenticated = host.run("redis-cli -h 127.0.0.1 ping")
+    unauthenticated = host.run(f"sudo {labtest.REDIS_CLI} -h 127.0.0.1 ping")
     assert "NOAUTH" in unauthenticated.stdout + unauthenticated.stderr
     # The celery user runs Celery's commands only; the default user is disabled.
     assert redis_cli(host, "ping", user="celery") == "PONG"
     # (Commands that would do no harm if they did run.)
     for command in (["config", "get", "appendonly"], ["replicaof", "no", "one"], ["acl", "list"], ["keys", "*"]):
         assert "NOPERM" in redis_cli(host, *command, user="celery"), command
-    bare = host.run("REDISCLI_AUTH=%s redis-cli --no-auth-warning ping", hv(host)["celery_redis_password"])
+    bare = host.run(f"REDISCLI_AUTH=%s sudo --preserve-env=REDISCLI_AUTH {labtest.REDIS_CLI} --no-auth-warning ping",
+                    hv(host)["celery_redis_password"])
     assert "WRONGPASS" in bare.stdout + bare.stderr
     assert redis_cli(host, "config", "get", "appendonly").split() == ["appendonly", "yes"]
     assert redis_cli(host, "config", "get", "maxmemory-policy").split() == ["maxmemory-policy", "noeviction"]
@@ -108,6 +109,43 @@ def test_redis_demands_the_password_and_keeps_queues_safe(host):
     with host.sudo():
         auth = host.file("/etc/redis/celery-auth.conf")
         assert (auth.user, auth.group, auth.mode) == ("root", "redis", 0o640)
+
+
+def test_redis_speaks_tls_only_when_the_lab_turns_it_on(host):
+    """LAB_REDIS_TLS=1: Redis listens with TLS only (a plaintext client gets no reply) and every
+    Celery URL is rediss:// verified against the CA; otherwise plaintext, and no TLS anywhere."""
+    only(host, "redis")
+    with host.sudo():
+        conf = host.file("/etc/redis/redis.conf").content_string
+    plaintext = host.run("timeout 10 redis-cli -h 127.0.0.1 ping")
+    if labtest.REDIS_TLS:
+        assert "\nport 0\n" in conf and "\ntls-port 6379\n" in conf
+        assert "NOAUTH" not in plaintext.stdout and "PONG" not in plaintext.stdout, plaintext.stdout
+        assert redis_cli(host, "ping", user="celery") == "PONG"
+        wrong_ca = host.run("REDISCLI_AUTH=x timeout 10 redis-cli --tls --cacert /etc/ssl/certs/ca-certificates.crt"
+                            " --no-auth-warning -h 127.0.0.1 ping")
+        assert "PONG" not in wrong_ca.stdout and "WRONGPASS" not in wrong_ca.stdout, wrong_ca.stdout
+    else:
+        assert "tls-port" not in conf
+        assert "NOAUTH" in plaintext.stdout + plaintext.stderr
+
+
+def test_celery_urls_use_the_transport_redis_speaks(host):
+    if not {"celery_workers", "celery_beat", "flower"} & set(groups(host)):
+        pytest.skip("not a Celery host")
+    with host.sudo():
+        env = host.file("/etc/celery/common.env").content_string
+    urls = [line.split("=", 1)[1].strip("'\"") for line in env.splitlines()
+            if line.split("=", 1)[0] in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "APP_REDIS_URL")]
+    assert len(urls) == 3, f"{len(urls)} Redis URLs in common.env"
+    for url in urls:
+        if labtest.REDIS_TLS:
+            assert url.startswith("rediss://") and "ssl_cert_reqs=required" in url
+            assert "ssl_ca_certs=/etc/celery/redis-ca.crt" in url
+        else:
+            assert url.startswith("redis://")
+    with host.sudo():
+        assert host.file("/etc/celery/redis-ca.crt").exists == labtest.REDIS_TLS
 
 
 # --------------------------------------------------------------------------------------------
