@@ -73,19 +73,33 @@ def rendered(tmp_path_factory) -> Path:
 class AclRedis:
     """A redis-server on a free loopback port that includes one users file, as redis.conf does."""
 
-    def __init__(self, log_dir: Path, data: Path, rendered: Path, variant: str):
+    def __init__(self, log_dir: Path, data: Path, rendered: Path, variant: str, appendonly: bool = False):
         self.port = procs.free_port()
         self.rendered = rendered
+        self.log_dir = log_dir
         self.auth_conf = data / "celery-auth.conf"
         shutil.copy(rendered / f"{variant}.conf", self.auth_conf)
-        conf = data / "redis.conf"
+        self.conf = data / "redis.conf"
         # DEBUG enabled here, so that the ACL is what refuses it (the role leaves Redis' "no").
-        conf.write_text(f'port {self.port}\nbind 127.0.0.1\nsave ""\nappendonly no\ndir {data}\n'
-                        f"enable-debug-command yes\ninclude {self.auth_conf}\n")
+        aof = "appendonly yes\nappendfsync always" if appendonly else "appendonly no"
+        self.conf.write_text(f'port {self.port}\nbind 127.0.0.1\nsave ""\n{aof}\ndir {data}\n'
+                             f"enable-debug-command yes\ninclude {self.auth_conf}\n")
+        self.start()
+
+    def start(self) -> None:
         server = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.proc = procs.Proc(f"redis-acl-{self.port}", [server, str(conf)], log_dir)
+        self.proc = procs.Proc(f"redis-acl-{self.port}", [server, str(self.conf)], self.log_dir)
         procs.wait_for_port(self.port)
         self.admin = self.client(user="admin", password=ADMIN)
+
+    def restart(self) -> None:
+        """SHUTDOWN (the append-only file is complete), then start again from it, as systemd would."""
+        try:
+            self.admin.shutdown()
+        except redis.exceptions.ConnectionError:
+            pass
+        self.proc.popen.wait(timeout=30)
+        self.start()
 
     def client(self, user: str | None = "celery", password: str | None = NEW, db: int = 0) -> redis.Redis:
         return redis.Redis(port=self.port, username=user, password=password, db=db, socket_timeout=10)
@@ -148,8 +162,8 @@ def _problems(*logs: str) -> list[str]:
 def acl_redis(log_dir, tmp_path, rendered):
     started = []
 
-    def start(variant: str) -> AclRedis:
-        server = AclRedis(log_dir, tmp_path, rendered, variant)
+    def start(variant: str, appendonly: bool = False) -> AclRedis:
+        server = AclRedis(log_dir, tmp_path, rendered, variant, appendonly)
         started.append(server)
         return server
 
@@ -218,6 +232,23 @@ def test_the_celery_user_runs_celery_and_nothing_else(acl_redis, log_dir, tmp_pa
     for user, password in (("default", NEW), ("default", ""), (None, NEW), (None, ADMIN), ("celery", OLD)):
         with pytest.raises(redis.exceptions.AuthenticationError):
             server.client(user=user, password=password).ping()
+
+
+def test_a_restart_keeps_every_transaction_the_celery_user_wrote(acl_redis):
+    """Redis replays its append-only file at start as the default user and re-checks every
+    MULTI/EXEC in it against that user's rules (redis/redis#14541). kombu records each message it
+    hands out (ZADD unacked_index + HSET unacked), acknowledges and restores in transactions: if
+    the replay dropped them, a message a worker held when Redis restarted would be gone for good."""
+    server = acl_redis("new", appendonly=True)
+    celery = server.client()
+    with celery.pipeline(transaction=True) as pipe:
+        pipe.zadd("unacked_index", {"tag-1": 1.0}).hset("unacked", "tag-1", "message-1").execute()
+    celery.lpush("default", "message-2")
+    server.restart()
+    assert server.admin.hget("unacked", "tag-1") == b"message-1", "the transaction was dropped at the restart"
+    assert server.admin.zscore("unacked_index", "tag-1") == 1.0
+    assert server.admin.lrange("default", 0, -1) == [b"message-2"]
+    assert "NOPERM" not in server.proc.log()
 
 
 def test_a_rotation_at_runtime_refuses_no_client_with_the_new_password(acl_redis, log_dir, monkeypatch):
@@ -301,7 +332,7 @@ def test_the_users_file_holds_hashes_not_passwords(rendered):
             assert secret not in text, f"{path.name} holds a password in clear"
     users = {line.split()[1]: line for line in (rendered / "both.conf").read_text().splitlines()
              if line.startswith("user ")}
-    assert users["default"] == "user default reset off"
+    assert users["default"] == "user default reset off ~* &* +@all"
     assert hashed(NEW) in users["celery"] and hashed(OLD) in users["celery"]
     assert hashed(NEW) not in (rendered / "old.conf").read_text()
     assert hashed(OLD) not in (rendered / "new.conf").read_text()

@@ -109,6 +109,9 @@ def test_redis_demands_the_password_and_keeps_queues_safe(host):
     with host.sudo():
         auth = host.file("/etc/redis/celery-auth.conf")
         assert (auth.user, auth.group, auth.mode) == ("root", "redis", 0o640)
+        # Every restart replayed the whole append-only file: no transaction in it was refused.
+        refused = host.run("journalctl -u redis-server --no-pager -o cat | grep -c 'AOF-loading-client' || true")
+        assert refused.stdout.strip() == "0", "Redis dropped transactions from its AOF at a restart"
 
 
 def test_redis_speaks_tls_only_when_the_lab_turns_it_on(host):
