@@ -412,6 +412,16 @@ LOAD_UNTIL_HEALED = {"redis_password_rotation"}
 MAY_LOSE = {"redis_kill9_everysec": "Redis documents up to one second of writes lost with appendfsync everysec"}
 
 
+def commit_ran() -> str:
+    """The commit this runs on; ``-dirty`` when a file other than the drills' own records differs
+    (a drill that ran before in the same run has rewritten molecule/results/)."""
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True).stdout.strip()
+    changed = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no",
+                              "--", ".", ":!molecule/results"], capture_output=True, text=True).stdout.strip()
+    return f"{head}-dirty" if changed else head
+
+
 def worker_hosts() -> list[str]:
     """The hosts the default scenario boots in the celery_workers group (molecule.yml is the topology)."""
     import yaml  # the venv has it (Molecule and Ansible need it)
@@ -541,8 +551,7 @@ def main() -> int:
         ap.error(f"unknown fault(s) {unknown}; known: {', '.join(FAULTS)}")
     f = Fleet(args.lab)
     f.run("control", f"pkill -f '[{LOAD_MARK[0]}]{LOAD_MARK[1:]}'; rm -rf {WORK}; mkdir -p {WORK}")
-    commit = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
-                            capture_output=True, text=True).stdout.strip()
+    commit = commit_ran()
     run_id = time.strftime("%H%M%S")
     results = []
     for name in names:

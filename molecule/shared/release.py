@@ -46,7 +46,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import labtest  # noqa: E402
-from faults import EXEC, GENERATOR, LOAD_MARK, PYTHON, REPO, WORK, Fleet, ledgers  # noqa: E402
+from faults import EXEC, GENERATOR, LOAD_MARK, PYTHON, REPO, WORK, Fleet, commit_ran, ledgers  # noqa: E402
 
 CELERY_HOSTS = ("worker1", "worker2", "control")
 LOG_DIR = REPO / ".cache" / "lab" / "release"
@@ -303,8 +303,7 @@ def main() -> int:
     f = Fleet(args.lab)
     lab = Lab(f, args.inventory)
     queues = args.queues.split(",")
-    commit = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
-                            capture_output=True, text=True).stdout.strip()
+    commit = commit_ran()
     tag = f"release-{time.strftime('%H%M%S')}"
     f.run("control", f"pkill -f '[{LOAD_MARK[0]}]{LOAD_MARK[1:]}'; pkill -f '[{SAMPLE_MARK[0]}]{SAMPLE_MARK[1:]}';"
           f" rm -rf {WORK}; mkdir -p {WORK}")
