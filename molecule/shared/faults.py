@@ -303,9 +303,12 @@ def redis_password_rotation(f: Fleet) -> dict:
             break
     acl_log = f.redis_cli("ACL LOG 128").splitlines()
     refused = sum(1 for a, b in zip(acl_log, acl_log[1:]) if a == "reason" and b == "auth")
+    # The journal (systemd units) and supervisor's program logs; not sudo's record of this very
+    # command, whose pattern would match itself.
     journal = 0
     for host in ("worker1", "worker2", "control"):
-        out = f.run(host, f"journalctl --since @{since} --no-pager -o cat"
+        out = f.run(host, f"{{ journalctl --since @{since} --no-pager -o cat | grep -v 'COMMAND='; "
+                          "cat /var/log/celery/*.log 2>/dev/null; }"
                           " | grep -cE 'WRONGPASS|invalid username-password|NOAUTH' || true").stdout.strip()
         journal += int(out or 0)
     return {"rotation_steps": steps, "rotation_ok": all(s["rc"] == 0 for s in steps) and len(steps) == 4,
