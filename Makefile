@@ -7,9 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
+# openssl makes the test and lab certificates for Redis over TLS (lab/redis-tls-certs.sh).
 # prometheus ships promtool, prometheus-redis-exporter the exporter monitoring/ configures: the tests
 # check the rules with both (tests/test_monitoring.py). Debian enables both services where systemd runs.
-APT_PACKAGES := redis-server redis-tools prometheus prometheus-redis-exporter
+APT_PACKAGES := redis-server redis-tools prometheus prometheus-redis-exporter openssl
 APT_STAMP := .cache/apt.stamp
 VENV_STAMP := $(VENV)/.installed
 
