@@ -273,3 +273,19 @@ def test_the_lab_inventory_has_the_topology_the_lab_boots():
     inventory = yaml.safe_load((repo / "ansible/inventories/lab/hosts.yml").read_text())["all"]["children"]
     declared = {(g, h) for g, body in inventory.items() for h in (body.get("hosts") or {})}
     assert declared == booted
+
+
+@pytest.mark.parametrize("value", ["tru", "on", "TLS"])
+def test_a_mistyped_lab_redis_tls_stops_the_lab_rather_than_leaving_tls_off(tmp_path, monkeypatch, value):
+    """LAB_REDIS_TLS takes 1/true/yes or 0/false/no/empty: anything else stops both the lab's playbooks
+    and its tests, naming the value (a typo would otherwise converge and verify a plaintext lab)."""
+    monkeypatch.setenv("LAB_REDIS_TLS", value)
+    result = ansible_playbook("-i", "inventories/lab", "site.yml", "--check", "--tags", "always",
+                              "-e", "ansible_connection=local", "-e", f"ansible_python_interpreter={sys.executable}",
+                              "--limit", "broker", timeout=240)
+    assert result.returncode != 0
+    assert f"LAB_REDIS_TLS={value} is not one of" in result.stdout + result.stderr
+    repo = Path(__file__).resolve().parents[1]
+    tests = subprocess.run([sys.executable, "-c", "import labtest"], cwd=repo / "molecule" / "shared",
+                           capture_output=True, text=True)
+    assert tests.returncode != 0 and f"LAB_REDIS_TLS={value!r} is not one of" in tests.stderr

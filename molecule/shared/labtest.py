@@ -13,7 +13,11 @@ JOURNAL_LINES = 60
 
 # The lab's Redis speaks TLS only when LAB_REDIS_TLS is set (ansible/inventories/lab/group_vars/all.yml
 # reads the same variable); redis-cli on the broker then verifies it against the CA the role installed.
-REDIS_TLS = os.environ.get("LAB_REDIS_TLS", "") in ("1", "true", "yes")
+_LAB_REDIS_TLS = os.environ.get("LAB_REDIS_TLS", "")
+if _LAB_REDIS_TLS not in ("", "0", "false", "no", "1", "true", "yes"):
+    raise SystemExit(f"LAB_REDIS_TLS={_LAB_REDIS_TLS!r} is not one of 1, true, yes (TLS on) or 0, false, no, "
+                     "empty (off)")
+REDIS_TLS = _LAB_REDIS_TLS in ("1", "true", "yes")
 REDIS_CLI = "redis-cli --tls --cacert /etc/redis/tls/ca.crt" if REDIS_TLS else "redis-cli"
 
 
