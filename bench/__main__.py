@@ -1,4 +1,4 @@
-"""``python -m bench [--smoke] [--only mixed,throughput,memory,layouts] [--results DIR]``
+"""``python -m bench [--smoke] [--only mixed,throughput,memory,layouts] [--throughput-configs A,B] [--results DIR]``
 
 Runs the benchmarks against a private redis-server and real workers, prints the ratios against
 the kit's targets and writes JSON, PNG plots and RESULTS.md under ``--results``.
@@ -16,7 +16,8 @@ from . import harness, memory, mixed, plots, throughput
 from .harness import median
 
 # Time budget of the full profile on a quiet 2-core machine (bench/README.md): mixed ~4 min
-# (18 runs of ~13 s: 10 s stream + drain + settle), throughput ~2 min (30 worker starts of ~4 s),
+# (18 runs of ~13 s: 10 s stream + drain + settle), throughput ~2.5 min (13 configurations x 3
+# reps = 39 worker starts of ~4 s),
 # memory up to its time cap (300 s); make bench's hard limit is 15 min (bench/bench.mk).
 PROFILES = {
     "full": {
@@ -44,7 +45,10 @@ PROFILES = {
         "memory": dict(n=300, concurrency=2, chunk=100, backlog=200, time_cap=30.0),
     },
 }
-SMOKE_THROUGHPUT = {"kit", "celery-defaults", "tuned"}
+SMOKE_THROUGHPUT = ("kit", "celery-defaults", "celery-defaults-flower-attached", "tuned", "kit-appendfsync-always")
+# The rows the report compares the kit with, besides Celery's defaults and the best grid point.
+FLOWER_BASELINE = "celery-defaults-flower-attached"
+FSYNC_ALWAYS = "kit-appendfsync-always"
 TARGET_MIXED_FACTOR = 50
 TARGET_VS_DEFAULTS = 1.0
 TARGET_VS_BEST = 0.9
@@ -90,12 +94,21 @@ def summarize_mixed(runs, params) -> dict:
 def summarize_throughput(summary, ceiling) -> dict:
     kit = summary["kit"]["tasks_per_s"]
     default = summary["celery-defaults"]["tasks_per_s"]
-    grid = {k: v["tasks_per_s"] for k, v in summary.items() if v["group"] in ("grid", "default")}
+    grid = {k: v["tasks_per_s"] for k, v in summary.items() if v["group"] in ("grid", "default")
+            and k != FLOWER_BASELINE}
     best = max(grid, key=lambda k: grid[k] or 0)
     out = {"kit_tasks_per_s": kit, "celery_defaults_tasks_per_s": default,
            "best_grid_point": best, "best_grid_tasks_per_s": grid[best],
            "kit_over_defaults": ratio(kit, default), "kit_over_best": ratio(kit, grid[best]),
            "target_vs_defaults": TARGET_VS_DEFAULTS, "target_vs_best": TARGET_VS_BEST}
+    flower = summary.get(FLOWER_BASELINE, {}).get("tasks_per_s")
+    always = summary.get(FSYNC_ALWAYS, {}).get("tasks_per_s")
+    out.update({"celery_defaults_flower_attached_tasks_per_s": flower,
+                "kit_over_defaults_flower_attached": ratio(kit, flower),
+                "kit_appendfsync_always_tasks_per_s": always,
+                "kit_appendfsync_always_over_kit": ratio(always, kit),
+                "kit_redis": summary["kit"].get("redis"),
+                "kit_appendfsync_always_redis": summary.get(FSYNC_ALWAYS, {}).get("redis")})
     out["target_vs_defaults_met"] = (out["kit_over_defaults"] or 0) >= TARGET_VS_DEFAULTS
     out["target_vs_best_met"] = (out["kit_over_best"] or 0) >= TARGET_VS_BEST
     ops = ceiling.get("median_ops_per_s")
@@ -132,7 +145,7 @@ def results_table(summary: dict) -> str:
     t = summary.get("throughput")
     if t:
         v = t["verdict"]
-        lines += ["### Short-task throughput (median tasks/s, end to end, 2 processes)", "",
+        lines += [f"### Short-task throughput (median tasks/s, end to end, 2 processes{_redis_heading(t)})", "",
                   "| configuration | tasks/s | × Celery defaults | Redis cmds/task | Redis ceiling (tasks/s) "
                   "| fraction of ceiling | CPU ms/task (worker+producer+redis) | what |",
                   "|---|---|---|---|---|---|---|---|"]
@@ -141,10 +154,14 @@ def results_table(summary: dict) -> str:
             lines.append(f"| {name} | {g(row['tasks_per_s'], 0)} | {g(row['over_celery_defaults'])} | "
                          f"{g(row['redis_commands_per_task'], 1)} | {g(row['redis_ceiling_tasks_per_s'], 0)} | "
                          f"{g(row['fraction_of_redis_ceiling'])} | {_cpu(row)} | {row['what']} |")
-        lines += ["", f"kit ÷ Celery defaults = {v['kit_over_defaults']:.2f} (target ≥ {TARGET_VS_DEFAULTS}: "
+        lines += ["", f"kit ÷ Celery defaults = {_x(v['kit_over_defaults'])} (target ≥ {TARGET_VS_DEFAULTS}: "
                   f"{'met' if v['target_vs_defaults_met'] else 'NOT met'}); kit ÷ best grid point "
-                  f"({v['best_grid_point']}) = {v['kit_over_best']:.2f} (target ≥ {TARGET_VS_BEST}: "
-                  f"{'met' if v['target_vs_best_met'] else 'NOT met'}).", ""]
+                  f"({v['best_grid_point']}) = {_x(v['kit_over_best'])} (target ≥ {TARGET_VS_BEST}: "
+                  f"{'met' if v['target_vs_best_met'] else 'NOT met'}).", "",
+                  f"kit ÷ defaults with Flower attached ({FLOWER_BASELINE}) = "
+                  f"{_x(v.get('kit_over_defaults_flower_attached'), FLOWER_BASELINE)}; "
+                  f"kit with appendfsync always ÷ kit ({FSYNC_ALWAYS} ÷ kit) = "
+                  f"{_x(v.get('kit_appendfsync_always_over_kit'), FSYNC_ALWAYS)}.", ""]
     mem = summary.get("memory")
     if mem:
         lines += [f"### Worker memory ({mem['tasks']} tasks keeping {mem['leak_bytes_per_task']} B each, "
@@ -197,6 +214,23 @@ def layouts_table(lay: dict) -> list[str]:
     return lines
 
 
+def _x(value, row: str | None = None) -> str:
+    """A ratio to two decimals, or why there is none (the row was not part of the run)."""
+    if value is not None:
+        return f"{value:.2f}"
+    return f"n/a (no {row} row in this run)" if row else "n/a"
+
+
+def _redis_heading(t: dict) -> str:
+    """The redis-server persistence every row ran with (the rows that differ say so themselves)."""
+    kit = (t["configs"].get("kit") or {}).get("redis")
+    if not kit:
+        return ""
+    text = ", ".join(f"{k} {v}" for k, v in kit.items())
+    differ = [name for name, row in t["configs"].items() if row.get("redis") != kit]
+    return f"; Redis {text}" + (f", except {', '.join(differ)}" if differ else "") + "; no RDB snapshots"
+
+
 def _cpu(row) -> str:
     cpu = row.get("cpu_ms_per_task")
     if not cpu:
@@ -220,6 +254,9 @@ def main(argv=None) -> int:
                         help="mixed and layouts sections: seconds each may wait in all, polling every 30 s, "
                              "while QEMU VMs run on this machine "
                              "(each run records whether VMs ran and the load average)")
+    parser.add_argument("--throughput-configs", default=None,
+                        help="throughput section: comma-separated configurations, in this order (must include "
+                             f"kit and celery-defaults; known: {','.join(c.name for c in throughput.configs())})")
     parser.add_argument("--memory-time-cap", type=float, default=None,
                         help="seconds the memory benchmark may run (default 300; it stops at 100,000 tasks); "
                              "with make bench, raise BENCH_TIMEOUT too")
@@ -231,6 +268,15 @@ def main(argv=None) -> int:
     only = {x.strip() for x in only_arg.split(",") if x.strip()}
     if only - set(SECTIONS):
         parser.error(f"unknown section(s) {sorted(only - set(SECTIONS))}; known: {', '.join(SECTIONS)}")
+    throughput_names = None
+    if args.throughput_configs:
+        throughput_names = [x.strip() for x in args.throughput_configs.split(",") if x.strip()]
+        if not {"kit", "celery-defaults"} <= set(throughput_names):
+            parser.error("--throughput-configs must include kit and celery-defaults")
+        try:
+            throughput.configs(names=throughput_names)
+        except ValueError as exc:
+            parser.error(str(exc))
     out_dir = args.results or (harness.ROOT / "bench" / "results" / ("tmp" if args.smoke else ""))
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -262,14 +308,21 @@ def main(argv=None) -> int:
             plots.mixed(summary["mixed"], out_dir / "mixed_latency_vs_load.png")
 
         if "throughput" in only:
-            p = profile["throughput"]
+            p = dict(profile["throughput"])
+            if throughput_names is not None:
+                p["names"] = throughput_names
             log("== 2. short-task throughput")
+            redis_dir = harness.filesystem(s.log_dir)
+            log(f"redis-server AOF in {redis_dir['path']} ({redis_dir['fstype']} on {redis_dir['device']})")
+            if redis_dir["fstype"] in ("tmpfs", "ramfs"):
+                log("  warning: the AOF is on a RAM filesystem, where fsync costs nothing: appendfsync rows "
+                    "do not measure a disk")
             cfgs, runs, tsum = throughput.run(s, log=log, **p) if not args.smoke else \
                 _smoke_throughput(s, p)
             verdict = summarize_throughput(tsum, ceiling)
             summary["throughput"] = {"verdict": verdict, "configs": tsum}
             dump("throughput", {"started_utc": summary["started_utc"], "params": p, "redis_benchmark": ceiling,
-                                "verdict": verdict,
+                                "redis_dir": redis_dir, "verdict": verdict,
                                 "configs": tsum, "runs": runs})
             plots.throughput(tsum, out_dir / "throughput.png")
 
@@ -327,18 +380,15 @@ def main(argv=None) -> int:
 
 
 def _smoke_throughput(s, p):
-    cfgs = [c for c in throughput.configs(False) if c.name in SMOKE_THROUGHPUT]
+    """One run of each smoke configuration (``p["names"]``, else ``SMOKE_THROUGHPUT``)."""
+    cfgs = throughput.configs(names=p.get("names") or list(SMOKE_THROUGHPUT))
     runs = []
-    for cfg in cfgs:
-        res = throughput.run_once(s, cfg, p["n"], p["timeout"])
-        res["rep"] = 0
-        runs.append(res)
-    tsum = {c.name: {"group": c.group, "what": c.what, "reps": 1,
-                     "tasks_per_s": r["tasks_per_s"], "tasks_per_s_all": [r["tasks_per_s"]],
-                     "redis_commands_per_task": r["redis_commands_per_task"],
-                     "cpu_ms_per_task": r["cpu_ms_per_task"],
-                     "redis_commands_example": r["redis_commands"]} for c, r in zip(cfgs, runs)}
-    return cfgs, runs, tsum
+    with throughput.redis_restored(s, cfgs):
+        for cfg in cfgs:
+            res = throughput.run_once(s, cfg, p["n"], p["timeout"])
+            res["rep"] = 0
+            runs.append(res)
+    return cfgs, runs, throughput.summarize(cfgs, runs)
 
 
 def _git_commit() -> str | None:
@@ -371,8 +421,16 @@ def _print_ratios(summary) -> None:
         log(f"throughput kit vs best grid point {v['best_grid_point']} {v['best_grid_tasks_per_s'] or 0:.0f}/s"
             f" = {v['kit_over_best'] or 0:.2f}x (target >= {TARGET_VS_BEST}: "
             f"{'met' if v['target_vs_best_met'] else 'NOT met'})")
+        flower = v.get("celery_defaults_flower_attached_tasks_per_s")
+        log(f"throughput kit vs defaults with Flower attached ({FLOWER_BASELINE}) "
+            + ("n/a: not in this run" if flower is None else
+               f"{flower:.0f}/s = {_x(v['kit_over_defaults_flower_attached'])}x"))
+        always = v.get("kit_appendfsync_always_tasks_per_s")
+        log(f"throughput kit with appendfsync always ({FSYNC_ALWAYS}) vs kit "
+            + ("n/a: not in this run" if always is None else
+               f"{always:.0f}/s = {_x(v['kit_appendfsync_always_over_kit'])}x"))
         for name, row in t["configs"].items():
-            log(f"  {name:28s} {row['tasks_per_s'] or 0:6.0f}/s  x{row['over_celery_defaults'] or 0:.2f} defaults"
+            log(f"  {name:31s} {row['tasks_per_s'] or 0:6.0f}/s  x{row['over_celery_defaults'] or 0:.2f} defaults"
                 f"  {row['redis_commands_per_task']:.1f} cmds/task  {_cpu(row)} CPU ms/task  "
                 f"{(row['fraction_of_redis_ceiling'] or 0) * 100:.1f}% of Redis ceiling")
     lay = summary.get("layouts")

@@ -28,6 +28,7 @@ KIT_ROUTES = ("bench.tasks.sleep1=long,bench.tasks.spin=long,bench.tasks.instant
               "bench.tasks.bulk_noop=low,bench.tasks.hold=low")
 CELERY = str(procs.VENV_BIN / "celery")
 WORKER_ROLE_DEFAULTS = ROOT / "ansible" / "roles" / "celery_worker" / "defaults" / "main.yml"
+REDIS_ROLE_DEFAULTS = ROOT / "ansible" / "roles" / "celery_redis" / "defaults" / "main.yml"
 
 
 def kit_worker_args() -> tuple[str, ...]:
@@ -40,6 +41,36 @@ def kit_worker_args() -> tuple[str, ...]:
     defaults = yaml.safe_load(WORKER_ROLE_DEFAULTS.read_text())
     args = ["--task-events"] if defaults.get("celery_worker_send_events") else []
     return tuple(args + list(defaults.get("celery_worker_extra_args") or []))
+
+
+def kit_redis_settings() -> dict[str, str]:
+    """The AOF settings the celery_redis role ships (read from its defaults/main.yml, like
+    ``kit_worker_args``): ``appendonly`` from ``celery_redis_appendonly``, ``appendfsync`` from
+    ``celery_redis_appendfsync``. The role's RDB snapshots (``celery_redis_save``) are not taken
+    over: the bench's redis-server keeps ``save ""``, so no BGSAVE fork lands in a measurement."""
+    import yaml
+    defaults = yaml.safe_load(REDIS_ROLE_DEFAULTS.read_text())
+    return {"appendonly": "yes" if defaults.get("celery_redis_appendonly") else "no",
+            "appendfsync": str(defaults.get("celery_redis_appendfsync") or "everysec")}
+
+
+def filesystem(path: Path) -> dict:
+    """Device and filesystem type of the mount that holds ``path`` (from /proc/mounts): where
+    redis-server writes its AOF decides what ``appendfsync always`` costs (nothing on tmpfs)."""
+    path = Path(path).resolve()
+    best = {"path": str(path), "mount": None, "device": None, "fstype": None}
+    try:
+        lines = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return best
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        device, mount, fstype = fields[0], fields[1].replace("\\040", " "), fields[2]
+        if (path == Path(mount) or Path(mount) in path.parents) and len(mount) >= len(best["mount"] or ""):
+            best.update(mount=mount, device=device, fstype=fstype)
+    return best
 
 
 def _scrub_env() -> None:
@@ -171,6 +202,28 @@ class Session:
     def stop(workers) -> None:
         for proc in workers:
             proc.stop(signal.SIGQUIT, 10.0)
+
+    # --- redis-server settings -----------------------------------------------------------
+    def redis_settings(self, names) -> dict[str, str]:
+        """Current values of redis-server parameters (``CONFIG GET``)."""
+        return {name: self.redis.config_get(name).get(name) for name in names}
+
+    def redis_config(self, settings: dict[str, str], timeout: float = 60.0) -> dict[str, str]:
+        """Set redis-server parameters at run time (``CONFIG SET``) and return the values they
+        replaced (pass them back to undo). The server starts with ``--appendonly no --save ""``
+        (``tests/support/procs.py``); turning ``appendonly`` on starts an AOF rewrite, and this
+        returns only when it has finished, so no measurement overlaps it."""
+        current = self.redis_settings(settings)
+        changed = {k: str(v) for k, v in settings.items() if current[k] != str(v)}
+        for name, value in changed.items():
+            self.redis.config_set(name, value)
+        if changed:
+            def idle():
+                p = self.redis.info("persistence")
+                return not p.get("aof_rewrite_in_progress") and not p.get("aof_rewrite_scheduled")
+            if not wait_until(idle, timeout, 0.02):
+                raise TimeoutError(f"redis-server AOF rewrite still running {timeout}s after {changed}")
+        return {k: current[k] for k in changed}
 
     # --- redis measurements --------------------------------------------------------------
     def commandstats(self) -> dict[str, int]:

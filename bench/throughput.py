@@ -4,14 +4,20 @@ Every configuration gets the same work: N no-op tasks published as fast as one p
 counted done when the last one has run. ``tasks_per_s`` = N / (last done - first publish).
 Redis commands per task come from ``INFO commandstats`` deltas over the measured window (the
 bench's own completion counter and polling are subtracted).
+
+Every configuration runs against the Redis persistence the celery_redis role ships (AOF on,
+``appendfsync everysec``, read from the role's defaults: ``harness.kit_redis_settings``) unless
+its ``redis`` field says otherwise; the settings are applied with ``CONFIG SET`` before the run
+and the session's own are restored after the section.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
 
-from .harness import cpu_s, kit_worker_args, median, wait_until
+from .harness import cpu_s, kit_redis_settings, kit_worker_args, median, wait_until
 from .tasks import DONE
 
 
@@ -28,18 +34,36 @@ class Config:
     extra: tuple = ()
     conf: dict = field(default_factory=dict)
     role_args: bool = True  # kit workers: start with the celery_worker role's default flags
+    redis: dict = field(default_factory=kit_redis_settings)  # redis-server CONFIG SET for this run
 
 
 NO_CHATTER = ("--without-gossip", "--without-mingle", "--without-heartbeat")
 
 
-def configs(attribution: bool = True) -> list[Config]:
+# What attaching Flower turns on anyway: worker task events (Flower's ``enable_events``, on by
+# default, sends the enable_events control command to every worker) and the producer's task-sent
+# events (``task_send_sent_event``, a client setting Flower's task view relies on for the SENT state).
+FLOWER_EVENTS = {"worker_send_task_events": True, "task_send_sent_event": True}
+
+
+def redis_text(settings: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in settings.items())
+
+
+def configs(attribution: bool = True, names=None) -> list[Config]:
+    """Every configuration (``names``: only those, in this order)."""
     kit_flags = " ".join(kit_worker_args())
+    kit_redis = kit_redis_settings()
     out = [
         Config("kit", "kit", "kit", "kit as shipped: default queue, prefetch 4, late acks, task events, "
-               f"result_extended, max-tasks/memory-per-child; role flags {kit_flags}", queues="default"),
+               f"result_extended, max-tasks/memory-per-child; role flags {kit_flags}; Redis as the "
+               f"celery_redis role ships it ({redis_text(kit_redis)})", queues="default"),
         Config("celery-defaults", "vanilla", "default", "Celery defaults (prefork 2, prefetch 4, early ack)",
                queues="celery"),
+        Config("celery-defaults-flower-attached", "vanilla", "default",
+               "Celery defaults + what attaching Flower turns on anyway: worker task events (--task-events) "
+               "and task_send_sent_event=True (the fair baseline for the kit, which keeps both for Flower)",
+               queues="celery", conf=dict(FLOWER_EVENTS), extra=("--task-events",)),
         Config("prefetch-16", "vanilla", "grid", "defaults + prefetch multiplier 16", queues="celery",
                conf={"worker_prefetch_multiplier": 16}),
         Config("threads", "vanilla", "grid", "defaults + threads pool (2 threads)", queues="celery",
@@ -68,11 +92,36 @@ def configs(attribution: bool = True) -> list[Config]:
                    "deployable default: Flower needs them and turns them on itself",
                    conf={"worker_send_task_events": False, "task_send_sent_event": False},
                    role_args=False, extra=tuple(a for a in kit_worker_args() if a != "--task-events")),
+            # What the role's durable option costs: fsync before every reply instead of once a second.
+            Config("kit-appendfsync-always", "kit", "attribution",
+                   "kit as shipped, redis-server with appendfsync always (celery_redis_appendfsync: always: "
+                   "fsync of the AOF before every reply) instead of the role's "
+                   f"{kit_redis.get('appendfsync')}",
+                   redis={**kit_redis, "appendonly": "yes", "appendfsync": "always"}),
         ]
+    if names is not None:
+        by_name = {c.name: c for c in configs(True)}
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            raise ValueError(f"unknown throughput configuration(s) {unknown}; known: {', '.join(by_name)}")
+        out = [by_name[n] for n in names]
     return out
 
 
+@contextlib.contextmanager
+def redis_restored(s, cfgs):
+    """Whatever ``run_once`` sets on the shared redis-server is undone after the section, so the
+    sections after it (layouts, memory) see the session's redis-server as it started."""
+    names = sorted({k for c in cfgs for k in c.redis})
+    original = s.redis_settings(names)
+    try:
+        yield
+    finally:
+        s.redis_config(original)
+
+
 def run_once(s, cfg: Config, n: int, timeout: float) -> dict:
+    s.redis_config(cfg.redis)  # a no-op when the previous run used the same settings
     s.redis.flushall()
     worker = s.start_worker(cfg.kind, "tp", cfg.queues, cfg.concurrency, conf=cfg.conf, pool=cfg.pool,
                             extra=cfg.extra, role_args=cfg.role_args)
@@ -106,7 +155,7 @@ def run_once(s, cfg: Config, n: int, timeout: float) -> dict:
     delta["get"] = delta.get("get", 0) - polls
     delta = {k: v for k, v in delta.items() if v > 0 and k not in ("info",)}
     total = sum(delta.values())
-    return {"config": cfg.name, "finished": finished, "tasks": n,
+    return {"config": cfg.name, "finished": finished, "tasks": n, "redis": dict(cfg.redis),
             "worker_flags": list(dict.fromkeys([*(kit_worker_args() if cfg.kind == "kit" else ()), *cfg.extra])),
             "tasks_per_s": n / (t1 - t0) if finished else None,
             "publish_s": t_pub - t0, "total_s": t1 - t0,
@@ -117,12 +166,19 @@ def run_once(s, cfg: Config, n: int, timeout: float) -> dict:
             "redis_commands": dict(sorted(delta.items(), key=lambda kv: -kv[1]))}
 
 
-def run(s, *, n, reps, timeout, attribution, log, attribution_reps=None):
-    """Every configuration runs ``reps`` times, interleaved; the attribution variants (which
-    explain the kit's row rather than compete with it) only in the first ``attribution_reps``."""
-    cfgs = configs(attribution)
+def run(s, *, n, reps, timeout, attribution, log, attribution_reps=None, names=None):
+    """Every configuration (``names``: only those) runs ``reps`` times, interleaved; the
+    attribution variants (which explain the kit's row rather than compete with it) only in the
+    first ``attribution_reps``."""
+    cfgs = configs(attribution, names)
     attribution_reps = reps if attribution_reps is None else attribution_reps
     runs = []
+    with redis_restored(s, cfgs):
+        _run_reps(s, cfgs, runs, n=n, reps=reps, timeout=timeout, attribution_reps=attribution_reps, log=log)
+    return cfgs, runs, summarize(cfgs, runs)
+
+
+def _run_reps(s, cfgs, runs, *, n, reps, timeout, attribution_reps, log):
     for rep in range(reps):
         order = cfgs if rep % 2 == 0 else list(reversed(cfgs))  # interleaved, alternating order
         for cfg in order:
@@ -133,14 +189,17 @@ def run(s, *, n, reps, timeout, attribution, log, attribution_reps=None):
             runs.append(res)
             tps = res["tasks_per_s"]
             cpu = res["cpu_ms_per_task"]
-            log(f"  throughput rep={rep} {cfg.name:28s} {tps or 0:7.0f} tasks/s "
+            log(f"  throughput rep={rep} {cfg.name:31s} {tps or 0:7.0f} tasks/s "
                 f"{res['redis_commands_per_task']:.1f} redis cmds/task, CPU ms/task worker "
                 f"{cpu['worker']:.2f} redis {cpu['redis']:.2f} producer {cpu['producer']:.2f}")
+
+
+def summarize(cfgs, runs) -> dict:
     summary = {}
     for cfg in cfgs:
         mine = [r for r in runs if r["config"] == cfg.name]
         summary[cfg.name] = {
-            "group": cfg.group, "what": cfg.what, "reps": len(mine),
+            "group": cfg.group, "what": cfg.what, "reps": len(mine), "redis": dict(cfg.redis),
             "tasks_per_s": median([r["tasks_per_s"] for r in mine]),
             "tasks_per_s_all": [r["tasks_per_s"] for r in mine],
             "redis_commands_per_task": median([r["redis_commands_per_task"] for r in mine]),
@@ -148,4 +207,4 @@ def run(s, *, n, reps, timeout, attribution, log, attribution_reps=None):
                                 for part in ("worker", "redis", "producer")},
             "redis_commands_example": mine[0]["redis_commands"] if mine else {},
         }
-    return cfgs, runs, summary
+    return summary

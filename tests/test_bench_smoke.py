@@ -57,6 +57,13 @@ def test_throughput_reports_tasks_per_s_and_redis_ceiling(smoke):
         assert 0 < row["fraction_of_redis_ceiling"]
     for key in ("kit_over_defaults", "kit_over_best", "best_grid_point"):
         assert key in tp["verdict"]
+    # The fair baseline and the durable Redis option, each as a ratio against the kit.
+    assert tp["verdict"]["kit_over_defaults_flower_attached"] > 0
+    assert tp["verdict"]["kit_appendfsync_always_over_kit"] > 0
+    assert tp["configs"]["kit"]["redis"] == {"appendonly": "yes", "appendfsync": "everysec"}
+    assert tp["configs"]["kit-appendfsync-always"]["redis"] == {"appendonly": "yes", "appendfsync": "always"}
+    flower = [r for r in tp["runs"] if r["config"] == "celery-defaults-flower-attached"]
+    assert flower and all("--task-events" in r["worker_flags"] for r in flower)
     assert tp["redis_benchmark"]["median_ops_per_s"] > 0
     assert (out / "throughput.png").stat().st_size > 0
 
@@ -94,7 +101,9 @@ def test_summary_and_results_table(smoke):
     out, _ = smoke
     summary = load(out, "summary")
     assert {"mixed", "throughput", "memory", "layouts", "redis_benchmark"} <= set(summary)
-    assert "p95" in (out / "RESULTS.md").read_text()
+    text = (out / "RESULTS.md").read_text()
+    assert "p95" in text
+    assert "kit ÷ defaults with Flower attached" in text and "kit with appendfsync always ÷ kit" in text
 
 
 def test_no_process_outlives_the_run(smoke):
