@@ -250,6 +250,20 @@ def test_beat_runs_exactly_on_the_beat_host(host):
         assert service_active(host, "celery-beat.service")
 
 
+def test_flower_runs_only_on_the_flower_hosts(host):
+    here = "flower" in groups(host)
+    if manager(host) == "systemd":
+        unit = host.file("/etc/systemd/system/celery-flower.service")
+        assert unit.exists == here
+        if here:
+            assert service_active(host, "celery-flower.service")
+    elif here:
+        assert service_active(host, "celery-flower.service")
+    if not here:
+        with host.sudo():
+            assert not host.file("/etc/celery/flower.env").exists  # its password leaves with Flower
+
+
 def test_no_secret_in_any_process_argv(host):
     secrets = [hv(host)["celery_redis_password"], hv(host)["celery_flower_basic_auth_password"]]
     argv = host.run("sudo sh -c 'for f in /proc/[0-9]*/cmdline; do tr \"\\0\" \" \" < $f; echo; done'").stdout
