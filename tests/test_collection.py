@@ -1,0 +1,243 @@
+"""The roles ship as the Ansible collection celery_kit.deploy (ansible/galaxy.yml, ansible/meta/runtime.yml).
+
+`ansible-galaxy collection build ansible/` makes the artifact and `ansible-galaxy collection install`
+installs it, both into a temporary directory. What the tests prove:
+
+- the artifact holds every file of the six roles (tasks, defaults, vars, handlers, templates, files,
+  filter_plugins, meta/argument_specs.yml), the playbooks and the collection metadata, and nothing
+  else: no inventory, no ansible.cfg, no build output, cache or *.retry, and none of the lab
+  inventory's passwords in any file;
+- the installed roles run by their FQCN from a directory outside the repository (collections path:
+  the installed collection only; roles path: an empty directory, so the checkout's roles cannot be
+  picked up): site.yml's preflight, one include_role per role, passes on valid input on this machine
+  (connection local, --check) and refuses one bad value naming the variable, with the task names of
+  celery_kit.deploy.celery_worker in the output;
+- the roles' filter_plugins/ (celery_common's celery_kit_* filters, celery_worker's
+  celery_worker_resolve) are what the preflight calls. ansible-core adds a role's filter_plugins/ to
+  the filter search path only for roles found on the roles path, not for collection roles: the runs
+  above list both folders of the installed collection in ANSIBLE_FILTER_PLUGINS, as README.md says
+  an ansible.cfg does (filter_plugins). The last test, an expected failure, runs without that
+  setting: it fails with "No filter named 'celery_kit_invalid_names'" until the roles call their
+  filters by FQCN from the collection's plugins/filter/.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from roles_support import ANSIBLE_DIR, REPO, ROLES, ROLES_DIR, wheelhouse_tar
+
+BIN = Path(sys.executable).parent
+NAMESPACE, NAME = "celery_kit", "deploy"
+# What the artifact may hold at its top level; anything new under ansible/ needs a decision: ship it
+# (add it here) or leave it out (build_ignore in ansible/galaxy.yml).
+TOP_LEVEL = {"MANIFEST.json", "FILES.json", "README.md", "CHANGELOG.md", "meta", "roles", "playbooks", "site.yml"}
+PLAYBOOKS = ("remove.yml", "rollback.yml", "rotate-redis-password.yml")
+
+# A valid input, as tests/test_roles_preflight.py's VALID.
+VALID = {
+    "celery_redis_password": "preflight-test-redis-password",
+    "celery_redis_admin_password": "preflight-test-redis-admin-password",
+    "celery_flower_basic_auth_password": "preflight-test-flower-password",
+    "celery_redis_bind_addresses": ["127.0.0.1", "10.99.0.10"],
+    "celery_common_broker_url": "redis://celery:preflight-test-redis-password@10.99.0.10:6379/0",
+    "celery_common_app_queues": ["default", "high", "long", "low"],
+    "celery_worker_instances": [
+        {"name": "fast", "queues": ["high", "default"], "stop_timeout": 60},
+        {"name": "bulk", "queues": ["low"], "autoscale": "4,1"},
+    ],
+}
+
+# site.yml's preflight play, every role by its FQCN.
+PREFLIGHT = """\
+- name: Preflight of the collection's roles
+  hosts: redis:celery_workers:celery_beat:flower
+  gather_facts: false
+  any_errors_fatal: true
+  tasks:
+    - name: Preflight for Redis
+      ansible.builtin.include_role:
+        name: celery_kit.deploy.celery_redis
+        tasks_from: preflight.yml
+      when: inventory_hostname in groups['redis']
+
+    - name: Preflight for the Celery hosts
+      when: inventory_hostname in groups['celery_workers'] + groups['celery_beat'] + groups['flower']
+      block:
+        - name: Preflight for the common base
+          ansible.builtin.include_role:
+            name: celery_kit.deploy.celery_common
+            tasks_from: preflight.yml
+            public: true
+        - name: Preflight for supervisor
+          ansible.builtin.include_role:
+            name: celery_kit.deploy.celery_supervisor
+            tasks_from: preflight.yml
+            public: true
+        - name: Preflight for workers
+          ansible.builtin.include_role:
+            name: celery_kit.deploy.celery_worker
+            tasks_from: preflight.yml
+        - name: Preflight for beat
+          ansible.builtin.include_role:
+            name: celery_kit.deploy.celery_beat
+            tasks_from: preflight.yml
+        - name: Preflight for Flower
+          ansible.builtin.include_role:
+            name: celery_kit.deploy.celery_flower
+            tasks_from: preflight.yml
+"""
+
+
+def _run(*args: str, env: dict | None = None, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([*args], cwd=cwd, env=env, capture_output=True, text=True, timeout=240)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """(artifact, installed collections path), built and installed once for the module."""
+    root = tmp_path_factory.mktemp("collection")
+    result = _run(str(BIN / "ansible-galaxy"), "collection", "build", str(ANSIBLE_DIR), "--output-path", str(root),
+                  cwd=root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    artifact = root / f"{NAMESPACE}-{NAME}-1.0.0.tar.gz"
+    assert artifact.is_file(), result.stdout
+    collections = root / "collections"
+    result = _run(str(BIN / "ansible-galaxy"), "collection", "install", "--offline", str(artifact),
+                  "-p", str(collections), cwd=root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return artifact, collections
+
+
+def _members(artifact: Path) -> dict[str, tarfile.TarInfo]:
+    with tarfile.open(artifact) as tar:
+        return {m.name: m for m in tar.getmembers()}
+
+
+def _lab_secrets() -> list[str]:
+    """The passwords the lab inventory sets in plain text (group_vars, host_vars)."""
+    secrets = []
+    inventory = ANSIBLE_DIR / "inventories" / "lab"
+    for path in sorted([*inventory.glob("group_vars/*.yml"), *inventory.glob("host_vars/*.yml")]):
+        for key, value in (yaml.safe_load(path.read_text()) or {}).items():
+            if "password" in key and isinstance(value, str) and value and "{{" not in value:
+                secrets.append(value)
+    return secrets
+
+
+def test_the_artifact_holds_the_roles_and_the_playbooks(built):
+    artifact, _ = built
+    members = _members(artifact)
+    with tarfile.open(artifact) as tar:
+        manifest = json.loads(tar.extractfile("MANIFEST.json").read())["collection_info"]
+        runtime = yaml.safe_load(tar.extractfile("meta/runtime.yml"))
+    assert (manifest["namespace"], manifest["name"], manifest["version"]) == (NAMESPACE, NAME, "1.0.0")
+    assert manifest["dependencies"] == {}
+    assert runtime["requires_ansible"] == ">=2.17.0"
+    assert {name.split("/")[0] for name in members} == TOP_LEVEL
+
+    role_files = sorted(str(p.relative_to(ANSIBLE_DIR)) for p in ROLES_DIR.rglob("*")
+                        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+    assert set(ROLES) == {"celery_beat", "celery_common", "celery_flower", "celery_redis", "celery_supervisor",
+                          "celery_worker"}
+    for must in ("roles/celery_common/filter_plugins/celery_kit.py",
+                 "roles/celery_worker/filter_plugins/celery_worker.py",
+                 "roles/celery_common/files/release_seed.py", "roles/celery_worker/meta/argument_specs.yml",
+                 "roles/celery_redis/templates/etc/redis/redis.conf.j2"):
+        assert must in role_files
+    assert [f for f in role_files if f not in members] == []
+    for role in ROLES:
+        assert f"roles/{role}/meta/argument_specs.yml" in members
+    assert [p for p in PLAYBOOKS if f"playbooks/{p}" not in members] == []
+    # The playbooks find the roles beside them, as in the checkout.
+    assert members["playbooks/roles"].issym() and members["playbooks/roles"].linkname == "../roles"
+
+
+def test_the_artifact_leaves_out_inventories_build_output_and_the_lab_passwords(built):
+    artifact, _ = built
+    members = _members(artifact)
+    names = list(members)
+    assert not [n for n in names if n.startswith("inventories") or "/inventories" in n]
+    assert "ansible.cfg" not in names
+    unwanted = [n for n in names if n.endswith((".retry", ".pyc", ".tar", ".tar.gz", ".whl"))
+                or "__pycache__" in n or any(part.startswith(".") for part in n.split("/"))]
+    assert unwanted == []
+
+    secrets = _lab_secrets()
+    assert len(secrets) >= 3, "the lab inventory's passwords were not found: the pattern above is stale"
+    leaks = []
+    with tarfile.open(artifact) as tar:
+        for member in tar.getmembers():
+            if member.isfile():
+                content = tar.extractfile(member).read()
+                leaks += [(member.name, s) for s in secrets if s.encode() in content]
+    assert leaks == []
+
+
+def _preflight(tmp_path: Path, collections: Path, overrides: dict | None = None,
+               filter_plugins: bool = True) -> subprocess.CompletedProcess:
+    """site.yml's preflight of the installed roles, run from tmp_path with no access to the checkout."""
+    play = tmp_path / "play"
+    play.mkdir()
+    assert REPO not in play.resolve().parents
+    (play / "ansible.cfg").write_text("[defaults]\nretry_files_enabled = False\n")
+    (play / "empty-roles").mkdir()
+    wheelhouse = wheelhouse_tar(play / "wheelhouse.tar")
+    (play / "vars.yml").write_text(yaml.safe_dump(
+        {"celery_common_wheelhouse_src": str(wheelhouse), **VALID, **(overrides or {})}))
+    node = {"node1": {"ansible_connection": "local"}}
+    (play / "hosts.yml").write_text(yaml.safe_dump({"all": {
+        "vars": {"ansible_python_interpreter": sys.executable},
+        "children": {group: {"hosts": node} for group in ("redis", "celery_workers", "celery_beat", "flower")}}}))
+    (play / "preflight.yml").write_text(PREFLIGHT)
+
+    installed = collections / "ansible_collections" / NAMESPACE / NAME
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(ANSIBLE_CONFIG=str(play / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(collections),
+               ANSIBLE_ROLES_PATH=str(play / "empty-roles"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
+               ANSIBLE_DEPRECATION_WARNINGS="0", ANSIBLE_LOCALHOST_WARNING="0")
+    if filter_plugins:
+        env["ANSIBLE_FILTER_PLUGINS"] = os.pathsep.join(
+            str(installed / "roles" / role / "filter_plugins") for role in ("celery_common", "celery_worker"))
+    return _run(str(BIN / "ansible-playbook"), "-i", "hosts.yml", "preflight.yml", "--check",
+                "-e", "@vars.yml", env=env, cwd=play)
+
+
+def test_valid_input_passes_the_preflight_of_the_installed_roles(built, tmp_path):
+    _, collections = built
+    result = _preflight(tmp_path, collections)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    for role in ROLES:
+        assert f"TASK [celery_kit.deploy.{role} : " in output, role
+    assert "failed=0" in output
+
+
+def test_a_bad_value_stops_the_preflight_of_the_installed_roles_naming_the_variable(built, tmp_path):
+    """A queue name with a comma: celery_worker's filter resolves the instance, celery_common's
+    celery_kit_invalid_names finds the bad name, the worker role's preflight names it."""
+    _, collections = built
+    result = _preflight(tmp_path, collections,
+                        overrides={"celery_worker_instances": [{"name": "fast", "queues": ["high,default"]}]})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-4000:]
+    assert "celery_worker_instances[fast].queues: 'high,default'" in output, output[-4000:]
+    assert "TASK [celery_kit.deploy.celery_worker : Check queue names]" in output
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "ansible-core loads filter_plugins/ only for roles found on the roles path; collection roles need their "
+    "filters in the collection's plugins/filter/, called by FQCN (the role tasks call them by short name)"))
+def test_the_installed_roles_find_their_filters_without_configuration(built, tmp_path):
+    _, collections = built
+    result = _preflight(tmp_path, collections, filter_plugins=False)
+    output = result.stdout + result.stderr
+    assert "No filter named" not in output, output[-2000:]
+    assert result.returncode == 0, output[-4000:]
