@@ -3,11 +3,9 @@
 pytest loads this file for any test below molecule/ (the repo root holds the
 pytest configuration, so it is the rootdir). It makes ``molecule/shared``
 importable (``import labtest``) and, when a test marked with
-``labtest.unit(...)`` fails, appends the named units' journals to the report. In the verify
-after a scenario's side effects, tests marked ``labtest.first_verify_only(...)`` are skipped.
+``labtest.unit(...)`` fails, appends the named units' journals to the report.
 """
 
-import os
 import sys
 from pathlib import Path
 
@@ -20,17 +18,6 @@ import labtest  # noqa: E402
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "lab_units(*names): systemd units whose journal is shown on failure")
-    config.addinivalue_line("markers", "lab_first_verify_only(reason): not run in the verify after side effects")
-
-
-def pytest_collection_modifyitems(config, items):
-    ephemeral = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY")
-    if not ephemeral or not (Path(ephemeral) / labtest.SIDE_EFFECTS_RAN).exists():
-        return
-    for item in items:
-        marker = item.get_closest_marker("lab_first_verify_only")
-        if marker is not None:
-            item.add_marker(pytest.mark.skip(reason=f"after the side effects: {marker.args[0]}"))
 
 
 @pytest.hookimpl(hookwrapper=True)

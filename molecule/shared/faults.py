@@ -259,16 +259,41 @@ def worker_hard_reset(f: Fleet) -> dict:
     return {}
 
 
+def instances_of(host: str) -> list[str]:
+    """The worker instances the lab inventory declares for ``host``."""
+    host_vars = yaml.safe_load((LAB_VARS.parents[1] / "host_vars" / f"{host}.yml").read_text())
+    return [i["name"] for i in host_vars.get("celery_worker_instances", [])]
+
+
+def inactive_instances(f: Fleet, host: str, wait_s: float = 120) -> list[str]:
+    """The host's declared instances that are not active ``wait_s`` seconds from now at the latest."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        inactive = [n for n in instances_of(host)
+                    if f.run(host, f"systemctl is-active --quiet celery-worker@{n}", check=False).returncode != 0]
+        if not inactive or time.monotonic() > deadline:
+            return inactive
+        time.sleep(5)
+
+
 def workers_restart(f: Fleet) -> dict:
+    """The long instance's running task ends the warm way: its journal says so since the restart."""
+    since = f.run("worker2", "date +%s").stdout.strip()
     t = time.monotonic()
     f.run("worker2", "systemctl restart celery-workers.target", timeout=900)
-    return {"restart_s": round(time.monotonic() - t, 1)}
+    took = round(time.monotonic() - t, 1)
+    log = f.run("worker2", f"journalctl --no-pager -u celery-worker@long --since @{since}").stdout
+    return {"restart_s": took, "warm_shutdown": "Warm shutdown" in log,
+            "inactive_instances": inactive_instances(f, "worker2")}
 
 
 def worker_reboot(f: Fleet) -> dict:
+    """The VM really rebooted and every instance it declares runs again."""
+    boot_id = f.run("worker2", "cat /proc/sys/kernel/random/boot_id").stdout.strip()
     f.reboot("worker2", "clean")
     f.wait_ssh("worker2")
-    return {}
+    return {"rebooted": f.run("worker2", "cat /proc/sys/kernel/random/boot_id").stdout.strip() != boot_id,
+            "inactive_instances": inactive_instances(f, "worker2")}
 
 
 # Inventories of the lab (--inventory): the faults that run the kit's own playbooks need them.
@@ -580,6 +605,10 @@ def main() -> int:
             and (r["duplicates"] or r["second_beat_sent_while_first_lived"])]
     bad += [r["fault"] for r in results if r["fault"] == "redis_password_rotation"
             and not (r["rotation_ok"] and r["refused_logins"] == 0 and r["auth_errors_in_journals"] == 0)]
+    bad += [r["fault"] for r in results if r["fault"] == "workers_restart"
+            and not (r["warm_shutdown"] and not r["inactive_instances"])]
+    bad += [r["fault"] for r in results if r["fault"] == "worker_reboot"
+            and not (r["rebooted"] and not r["inactive_instances"])]
     bad += [r["fault"] for r in results if r["fault"] == "worker_oom"
             and not (r["oom_task_dead_lettered"] and r["instance_active"] and r["instance_restarts"] == 0)]
     if bad:

@@ -26,18 +26,6 @@ def unit(*names: str):
     return pytest.mark.lab_units(*names)
 
 
-# Written by a scenario's side_effect (molecule/default/side_effect.yml) into Molecule's
-# ephemeral directory, which destroy removes: the verify that follows checks the fleet is whole
-# again and leaves out what the first verify already proved by breaking something itself.
-SIDE_EFFECTS_RAN = "side-effects-ran"
-
-
-def first_verify_only(reason: str):
-    """Mark a test that restarts or reboots something to watch it heal: it runs in the verify
-    before the side effects, not in the second one after them."""
-    return pytest.mark.lab_first_verify_only(reason)
-
-
 def hostvars(host) -> dict:
     return host.ansible.get_variables()
 
