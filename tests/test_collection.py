@@ -4,21 +4,19 @@
 installs it, both into a temporary directory. What the tests prove:
 
 - the artifact holds every file of the six roles (tasks, defaults, vars, handlers, templates, files,
-  filter_plugins, meta/argument_specs.yml), the playbooks and the collection metadata, and nothing
-  else: no inventory, no ansible.cfg, no build output, cache or *.retry, and none of the lab
-  inventory's passwords in any file;
+  meta/argument_specs.yml), the filter plugins (plugins/filter/), the playbooks and the collection
+  metadata, and nothing else: no inventory, no ansible.cfg, no build output, cache or *.retry, not
+  the checkout's collections/ link back to ansible/, and none of the lab inventory's passwords in
+  any file;
 - the installed roles run by their FQCN from a directory outside the repository (collections path:
   the installed collection only; roles path: an empty directory, so the checkout's roles cannot be
   picked up): site.yml's preflight, one include_role per role, passes on valid input on this machine
   (connection local, --check) and refuses one bad value naming the variable, with the task names of
   celery_kit.deploy.celery_worker in the output;
-- the roles' filter_plugins/ (celery_common's celery_kit_* filters, celery_worker's
-  celery_worker_resolve) are what the preflight calls. ansible-core adds a role's filter_plugins/ to
-  the filter search path only for roles found on the roles path, not for collection roles: the runs
-  above list both folders of the installed collection in ANSIBLE_FILTER_PLUGINS, as README.md says
-  an ansible.cfg does (filter_plugins). The last test, an expected failure, runs without that
-  setting: it fails with "No filter named 'celery_kit_invalid_names'" until the roles call their
-  filters by FQCN from the collection's plugins/filter/.
+- the preflight calls the collection's filters (plugins/filter/celery_kit.py: the celery_kit_*
+  filters; plugins/filter/celery_worker.py: celery_worker_resolve) by FQCN, and the runs above
+  find them in the installed collection with no filter_plugins setting (ANSIBLE_FILTER_PLUGINS is
+  removed from the environment with every other ANSIBLE_* variable).
 """
 from __future__ import annotations
 
@@ -38,7 +36,8 @@ BIN = Path(sys.executable).parent
 NAMESPACE, NAME = "celery_kit", "deploy"
 # What the artifact may hold at its top level; anything new under ansible/ needs a decision: ship it
 # (add it here) or leave it out (build_ignore in ansible/galaxy.yml).
-TOP_LEVEL = {"MANIFEST.json", "FILES.json", "README.md", "CHANGELOG.md", "meta", "roles", "playbooks", "site.yml"}
+TOP_LEVEL = {"MANIFEST.json", "FILES.json", "README.md", "CHANGELOG.md", "meta", "plugins", "roles", "playbooks",
+             "site.yml"}
 PLAYBOOKS = ("remove.yml", "rollback.yml", "rotate-redis-password.yml")
 
 # A valid input, as tests/test_roles_preflight.py's VALID.
@@ -147,12 +146,13 @@ def test_the_artifact_holds_the_roles_and_the_playbooks(built):
                         if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
     assert set(ROLES) == {"celery_beat", "celery_common", "celery_flower", "celery_redis", "celery_supervisor",
                           "celery_worker"}
-    for must in ("roles/celery_common/filter_plugins/celery_kit.py",
-                 "roles/celery_worker/filter_plugins/celery_worker.py",
-                 "roles/celery_common/files/release_seed.py", "roles/celery_worker/meta/argument_specs.yml",
+    for must in ("roles/celery_common/files/release_seed.py", "roles/celery_worker/meta/argument_specs.yml",
                  "roles/celery_redis/templates/etc/redis/redis.conf.j2"):
         assert must in role_files
     assert [f for f in role_files if f not in members] == []
+    plugin_files = sorted(str(p.relative_to(ANSIBLE_DIR)) for p in (ANSIBLE_DIR / "plugins").rglob("*.py"))
+    assert plugin_files == ["plugins/filter/celery_kit.py", "plugins/filter/celery_worker.py"]
+    assert [f for f in plugin_files if f not in members] == []
     for role in ROLES:
         assert f"roles/{role}/meta/argument_specs.yml" in members
     assert [p for p in PLAYBOOKS if f"playbooks/{p}" not in members] == []
@@ -166,6 +166,8 @@ def test_the_artifact_leaves_out_inventories_build_output_and_the_lab_passwords(
     names = list(members)
     assert not [n for n in names if n.startswith("inventories") or "/inventories" in n]
     assert "ansible.cfg" not in names
+    # The checkout's links back to ansible/ (its own celery_kit.deploy) stay out.
+    assert not [n for n in names if n.split("/")[0] == "collections" or n.startswith("playbooks/collections")]
     unwanted = [n for n in names if n.endswith((".retry", ".pyc", ".tar", ".tar.gz", ".whl"))
                 or "__pycache__" in n or any(part.startswith(".") for part in n.split("/"))]
     assert unwanted == []
@@ -181,8 +183,7 @@ def test_the_artifact_leaves_out_inventories_build_output_and_the_lab_passwords(
     assert leaks == []
 
 
-def _preflight(tmp_path: Path, collections: Path, overrides: dict | None = None,
-               filter_plugins: bool = True) -> subprocess.CompletedProcess:
+def _preflight(tmp_path: Path, collections: Path, overrides: dict | None = None) -> subprocess.CompletedProcess:
     """site.yml's preflight of the installed roles, run from tmp_path with no access to the checkout."""
     play = tmp_path / "play"
     play.mkdir()
@@ -198,14 +199,10 @@ def _preflight(tmp_path: Path, collections: Path, overrides: dict | None = None,
         "children": {group: {"hosts": node} for group in ("redis", "celery_workers", "celery_beat", "flower")}}}))
     (play / "preflight.yml").write_text(PREFLIGHT)
 
-    installed = collections / "ansible_collections" / NAMESPACE / NAME
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env.update(ANSIBLE_CONFIG=str(play / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(collections),
                ANSIBLE_ROLES_PATH=str(play / "empty-roles"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
                ANSIBLE_DEPRECATION_WARNINGS="0", ANSIBLE_LOCALHOST_WARNING="0")
-    if filter_plugins:
-        env["ANSIBLE_FILTER_PLUGINS"] = os.pathsep.join(
-            str(installed / "roles" / role / "filter_plugins") for role in ("celery_common", "celery_worker"))
     return _run(str(BIN / "ansible-playbook"), "-i", "hosts.yml", "preflight.yml", "--check",
                 "-e", "@vars.yml", env=env, cwd=play)
 
@@ -221,8 +218,8 @@ def test_valid_input_passes_the_preflight_of_the_installed_roles(built, tmp_path
 
 
 def test_a_bad_value_stops_the_preflight_of_the_installed_roles_naming_the_variable(built, tmp_path):
-    """A queue name with a comma: celery_worker's filter resolves the instance, celery_common's
-    celery_kit_invalid_names finds the bad name, the worker role's preflight names it."""
+    """A queue name with a comma: celery_kit.deploy.celery_worker_resolve resolves the instance,
+    celery_kit.deploy.celery_kit_invalid_names finds the bad name, the worker role's preflight names it."""
     _, collections = built
     result = _preflight(tmp_path, collections,
                         overrides={"celery_worker_instances": [{"name": "fast", "queues": ["high,default"]}]})
@@ -232,12 +229,16 @@ def test_a_bad_value_stops_the_preflight_of_the_installed_roles_naming_the_varia
     assert "TASK [celery_kit.deploy.celery_worker : Check queue names]" in output
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ansible-core loads filter_plugins/ only for roles found on the roles path; collection roles need their "
-    "filters in the collection's plugins/filter/, called by FQCN (the role tasks call them by short name)"))
 def test_the_installed_roles_find_their_filters_without_configuration(built, tmp_path):
+    """The roles call their filters by FQCN; the installed collection's plugins/filter/ holds them. No
+    filter_plugins anywhere: not in the roles, the play's ansible.cfg or the environment."""
     _, collections = built
-    result = _preflight(tmp_path, collections, filter_plugins=False)
+    installed = collections / "ansible_collections" / NAMESPACE / NAME
+    filters = sorted(p.name for p in (installed / "plugins" / "filter").glob("*.py"))
+    assert filters == ["celery_kit.py", "celery_worker.py"]
+    assert not list(installed.glob("roles/*/filter_plugins"))
+    result = _preflight(tmp_path, collections)
     output = result.stdout + result.stderr
+    assert "filter_plugins" not in (tmp_path / "play" / "ansible.cfg").read_text()
     assert "No filter named" not in output, output[-2000:]
     assert result.returncode == 0, output[-4000:]

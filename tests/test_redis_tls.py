@@ -351,7 +351,7 @@ def test_inconsistent_tls_input_fails_in_preflight(preflight_runs, case):
 
 def test_the_rotation_check_reads_rediss_urls_from_the_environment_file():
     """playbooks/rotate-redis-password.yml checks common.env's logins; rediss:// URLs count too."""
-    sys.path.insert(0, str(ROLES_DIR / "celery_common" / "filter_plugins"))
+    sys.path.insert(0, str(REPO / "ansible" / "plugins" / "filter"))
     from celery_kit import celery_kit_env_login_problems
 
     env = f"CELERY_BROKER_URL='{TLS_URL}'\n"

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ansible" / "roles" / "celery_common" / "filter_plugins"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ansible" / "plugins" / "filter"))
 from celery_kit import celery_kit_release_digest  # noqa: E402
 
 from support import procs  # noqa: E402

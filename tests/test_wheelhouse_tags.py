@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ansible" / "roles" / "celery_common" / "filter_plugins"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ansible" / "plugins" / "filter"))
 
 from celery_kit import (  # noqa: E402
     celery_kit_release_digest,

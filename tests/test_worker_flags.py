@@ -1,5 +1,6 @@
 """Each worker instance's settings and Celery command-line options, as the celery_worker role
-resolves them (filter_plugins/celery_worker.py, called by _celery_worker_resolved in vars/main.yml).
+resolves them (the collection filter celery_kit.deploy.celery_worker_resolve, ansible/plugins/filter/celery_worker.py,
+called by _celery_worker_resolved in vars/main.yml).
 
 The flag rules are tested on the filter directly. The equivalence test renders, with Ansible,
 both the role's _celery_worker_resolved and the Jinja program it replaced (REFERENCE below) over
@@ -13,10 +14,10 @@ import sys
 import pytest
 import yaml
 
-from roles_support import ROLES_DIR, ansible_playbook
+from roles_support import ANSIBLE_DIR, ROLES_DIR, ansible_playbook
 
 ROLE = ROLES_DIR / "celery_worker"
-sys.path.insert(0, str(ROLE / "filter_plugins"))
+sys.path.insert(0, str(ANSIBLE_DIR / "plugins" / "filter"))
 
 from celery_worker import celery_worker_resolve  # noqa: E402
 
@@ -117,7 +118,7 @@ def test_values_keep_their_type_and_instances_their_order():
     assert resolved[1]["opts"].startswith("--pool=prefork --concurrency=4 ")
 
 
-# The Jinja program _celery_worker_resolved was before filter_plugins/celery_worker.py replaced it
+# The Jinja program _celery_worker_resolved was before the filter celery_worker_resolve replaced it
 # (vars/main.yml at 321b0bc), verbatim: the reference the filter must reproduce.
 REFERENCE = """\
 {%- set out = [] -%}
@@ -205,8 +206,7 @@ def rendered(tmp_path_factory) -> dict:
     play per case, its variables loaded over the role's defaults and vars/main.yml, collecting both
     results in a fact (no module runs on the host); a last play writes them all to a file."""
     out = tmp_path_factory.mktemp("worker-flags")
-    # Ansible loads filter plugins from a filter_plugins/ beside the playbook, as it does from a role's.
-    (out / "filter_plugins").symlink_to(ROLE / "filter_plugins")
+    # vars/main.yml calls celery_kit.deploy.celery_worker_resolve: ansible/ansible.cfg's collections_path finds it.
     play = {"hosts": "localhost", "connection": "local", "gather_facts": False,
             "vars": {"ansible_python_interpreter": sys.executable}}
     plays = []
