@@ -589,7 +589,7 @@ def main() -> int:
         else:
             entry = run_fault(f, name, args.tasks, args.rate, args.drain, run_id)
         entry["wall_s"] = round(time.monotonic() - started, 1)
-        entry.update(commit=commit, tasks_per_fault=args.tasks, rate=args.rate)
+        entry.update(commit=commit, tasks_per_fault=args.tasks, rate=args.rate, redis_tls=labtest.REDIS_TLS)
         results.append(entry)
         print(json.dumps({k: entry.get(k) for k in ("fault", "published", "completed", "lost",
                                                     "delayed_by_visibility_timeout", "duplicates",
