@@ -8,7 +8,10 @@
   workload and load (compact);
 - ``layouts-all``: the full per-layout tables of ``RESULTS.md``;
 - ``mixed``: the mixed-load table of ``RESULTS.md``;
-- ``headline-mixed``: one row for README.md's summary table.
+- ``throughput``: the short-task throughput table of ``RESULTS.md``, with the kit's ratios under it;
+- ``headline-mixed``: one row for README.md's summary table;
+- ``headline-throughput``: the kit's throughput against Celery's defaults with and without what
+  Flower turns on, and the cost of ``appendfsync always``.
 So README.md, bench/README.md and docs/operations.md quote the recorded run, never hand-typed numbers.
 """
 from __future__ import annotations
@@ -107,6 +110,39 @@ def block(name: str, results: Path) -> list[str]:
     if name == "mixed":
         data = json.loads((results / "mixed.json").read_text())
         return [_provenance(data, results=results), "", *_results_section(results, "### Mixed load")]
+    if name == "throughput":
+        data = json.loads((results / "throughput.json").read_text())
+        return [_provenance(data, results=results), "", *_results_section(results, "### Short-task throughput")]
+    if name == "headline-throughput":
+        t = json.loads((results / "throughput.json").read_text())
+        v, c = t["verdict"], t["configs"]
+
+        def rate(config: str) -> str:
+            value = (c.get(config) or {}).get("tasks_per_s")
+            return "n/a" if value is None else f"{value:.0f}"
+
+        def cpu(config: str) -> str:
+            ms = (c.get(config) or {}).get("cpu_ms_per_task") or {}
+            return "n/a" if not ms else f"{sum(ms.values()):.2f} ms"
+
+        def x(value) -> str:
+            return "n/a" if value is None else f"{value:.2f}×"
+
+        return [f"| short no-op tasks per second, 2 processes (run {t.get('started_utc')}) | tasks/s | CPU per task "
+                "| kit ÷ this row |",
+                "|---|---|---|---|",
+                f"| Celery defaults | {rate('celery-defaults')} | {cpu('celery-defaults')} "
+                f"| {x(v.get('kit_over_defaults'))} |",
+                "| Celery defaults with what Flower turns on (task events) "
+                f"| {rate('celery-defaults-flower-attached')} | {cpu('celery-defaults-flower-attached')} "
+                f"| {x(v.get('kit_over_defaults_flower_attached'))} |",
+                f"| kit as shipped | {rate('kit')} | {cpu('kit')} | 1.00× |",
+                f"| kit without any task event (not deployable: Flower needs them) | {rate('kit-no-task-events')} "
+                f"| {cpu('kit-no-task-events')} | |",
+                f"| kit with `appendfsync always` | {rate('kit-appendfsync-always')} | {cpu('kit-appendfsync-always')} "
+                f"| this row ÷ kit: {x(v.get('kit_appendfsync_always_over_kit'))} |",
+                f"| best hand-tuned grid point (`{v.get('best_grid_point')}`) | {rate(v.get('best_grid_point') or '')} "
+                f"| {cpu(v.get('best_grid_point') or '')} | {x(v.get('kit_over_best'))} |"]
     if name == "headline-mixed":
         m = json.loads((results / "mixed.json").read_text())["summary"]
         rates = " / ".join(str(r["rate_long_per_s"]) for r in m["by_rate"])
