@@ -14,6 +14,23 @@ ROLES_DIR = ANSIBLE_DIR / "roles"
 ROLES = sorted(p.name for p in ROLES_DIR.iterdir() if (p / "tasks" / "main.yml").exists())
 
 
+# A valid input for the roles' preflight: node1 runs Redis, workers, beat and Flower (the role tests'
+# inventories); tests override or drop single values to check each refusal.
+PREFLIGHT_VALID = {
+    "celery_redis_password": "preflight-test-redis-password",
+    "celery_redis_admin_password": "preflight-test-redis-admin-password",
+    "celery_flower_basic_auth_password": "preflight-test-flower-password",
+    # Redis on node1, reached by every Celery host on its private address.
+    "celery_redis_bind_addresses": ["127.0.0.1", "10.99.0.10"],
+    "celery_common_broker_url": "redis://celery:preflight-test-redis-password@10.99.0.10:6379/0",
+    "celery_common_app_queues": ["default", "high", "long", "low"],
+    "celery_worker_instances": [
+        {"name": "fast", "queues": ["high", "default"], "stop_timeout": 60},
+        {"name": "bulk", "queues": ["low"], "autoscale": "4,1"},
+    ],
+}
+
+
 def ansible_playbook(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run ansible-playbook from this interpreter's venv, with the kit's ansible.cfg."""
     exe = Path(sys.executable).parent / "ansible-playbook"

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from roles_support import ANSIBLE_DIR, REPO, ROLES, ROLES_DIR, wheelhouse_tar
+from roles_support import ANSIBLE_DIR, PREFLIGHT_VALID, REPO, ROLES, ROLES_DIR, wheelhouse_tar
 
 BIN = Path(sys.executable).parent
 NAMESPACE, NAME = "celery_kit", "deploy"
@@ -39,20 +39,6 @@ NAMESPACE, NAME = "celery_kit", "deploy"
 TOP_LEVEL = {"MANIFEST.json", "FILES.json", "README.md", "CHANGELOG.md", "meta", "plugins", "roles", "playbooks",
              "site.yml"}
 PLAYBOOKS = ("remove.yml", "rollback.yml", "rotate-redis-password.yml")
-
-# A valid input, as tests/test_roles_preflight.py's VALID.
-VALID = {
-    "celery_redis_password": "preflight-test-redis-password",
-    "celery_redis_admin_password": "preflight-test-redis-admin-password",
-    "celery_flower_basic_auth_password": "preflight-test-flower-password",
-    "celery_redis_bind_addresses": ["127.0.0.1", "10.99.0.10"],
-    "celery_common_broker_url": "redis://celery:preflight-test-redis-password@10.99.0.10:6379/0",
-    "celery_common_app_queues": ["default", "high", "long", "low"],
-    "celery_worker_instances": [
-        {"name": "fast", "queues": ["high", "default"], "stop_timeout": 60},
-        {"name": "bulk", "queues": ["low"], "autoscale": "4,1"},
-    ],
-}
 
 # site.yml's preflight play, every role by its FQCN.
 PREFLIGHT = """\
@@ -192,7 +178,7 @@ def _preflight(tmp_path: Path, collections: Path, overrides: dict | None = None)
     (play / "empty-roles").mkdir()
     wheelhouse = wheelhouse_tar(play / "wheelhouse.tar")
     (play / "vars.yml").write_text(yaml.safe_dump(
-        {"celery_common_wheelhouse_src": str(wheelhouse), **VALID, **(overrides or {})}))
+        {"celery_common_wheelhouse_src": str(wheelhouse), **PREFLIGHT_VALID, **(overrides or {})}))
     node = {"node1": {"ansible_connection": "local"}}
     (play / "hosts.yml").write_text(yaml.safe_dump({"all": {
         "vars": {"ansible_python_interpreter": sys.executable},

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from roles_support import PREFLIGHT_VALID as VALID
 from roles_support import ansible_playbook, wheelhouse_tar
 
 # Built for Debian 13's Python; this machine's /usr/bin/python3 (Debian 12) is 3.11.
@@ -25,19 +26,6 @@ CP313_WHEELHOUSE = ("celery_kit_sample-1.0.0-py3-none-any.whl",
 # counts against that test's timeout (pytest.ini: 300 s), too little for some 55 runs on a busy machine.
 pytestmark = pytest.mark.timeout(1200)
 
-VALID = {
-    "celery_redis_password": "preflight-test-redis-password",
-    "celery_redis_admin_password": "preflight-test-redis-admin-password",
-    "celery_flower_basic_auth_password": "preflight-test-flower-password",
-    # Redis on node1, reached by every Celery host on its private address.
-    "celery_redis_bind_addresses": ["127.0.0.1", "10.99.0.10"],
-    "celery_common_broker_url": "redis://celery:preflight-test-redis-password@10.99.0.10:6379/0",
-    "celery_common_app_queues": ["default", "high", "long", "low"],
-    "celery_worker_instances": [
-        {"name": "fast", "queues": ["high", "default"], "stop_timeout": 60},
-        {"name": "bulk", "queues": ["low"], "autoscale": "4,1"},
-    ],
-}
 
 
 def _inventory(tmp_path: Path, beat_hosts: list[str]) -> Path:
