@@ -494,15 +494,17 @@ def run_fault(f: Fleet, name: str, count: int, rate: float, drain_s: float, run_
     published = [json.loads(line)["id"] for line in
                  f.run("control", f"cat {WORK}/published-{tag}.jsonl").stdout.splitlines() if line.strip()]
     expected = set(published) - ({"oom-probe"} if name == "worker_oom" else set())
-    def drain(limit: float) -> tuple[list[dict], Counter]:
-        """Wait for completions until all expected are done, or nothing new for 45 s, or ``limit``."""
+    def drain(limit: float, idle: float | None = 45) -> tuple[list[dict], Counter]:
+        """Wait for completions until all expected are done, or nothing new for ``idle`` seconds
+        (None: no such cut-off), or ``limit``."""
         deadline, last, last_change = time.monotonic() + limit, -1, time.monotonic()
         while True:
             done = [r for r in ledgers(f) if r["id"].startswith(f"{tag}-")]
             counts = Counter(r["id"] for r in done)
             if len(done) != last:
                 last, last_change = len(done), time.monotonic()
-            if expected <= set(counts) or time.monotonic() > deadline or time.monotonic() - last_change > 45:
+            quiet = idle is not None and time.monotonic() - last_change > idle
+            if expected <= set(counts) or time.monotonic() > deadline or quiet:
                 return done, counts
             time.sleep(5)
 
@@ -515,7 +517,10 @@ def run_fault(f: Fleet, name: str, count: int, rate: float, drain_s: float, run_
     if missing:   # after 45 s without a completion no 20-40 s task of this window is still running
         delayed = f.fast_forward_unacked(sorted(missing))
         if delayed:
-            done, counts = drain(240)
+            # Each worker looks for expired unacked messages about every 100 s (kombu's
+            # unacked_restore_interval 10 s x unacked_restore_throttle 10), under a mutex: no idle
+            # cut-off here, only the limit.
+            done, counts = drain(360, idle=None)
     lost = sorted(expected - set(counts))
     duplicates = {i: n for i, n in counts.items() if n > 1}
     times = sorted([fault_at] + [r["done"] for r in done if r["done"] >= fault_at])
