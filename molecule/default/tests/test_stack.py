@@ -240,27 +240,23 @@ def test_no_systemd_celery_units_run_next_to_supervisor(host):
     assert units.strip() == ""
 
 
-def test_beat_runs_exactly_on_the_beat_host(host):
-    here = "celery_beat" in groups(host)
+def runs_only_in_its_group(host, group: str, service: str) -> bool:
+    """Asserts ``service`` runs on ``host`` exactly when the host is in ``group`` (under systemd its
+    unit file exists only there); returns whether it is."""
+    here = group in groups(host)
     if manager(host) == "systemd":
-        unit = host.file("/etc/systemd/system/celery-beat.service")
-        assert unit.exists == here
-        if here:
-            assert service_active(host, "celery-beat.service")
-    elif here:
-        assert service_active(host, "celery-beat.service")
+        assert host.file(f"/etc/systemd/system/{service}").exists == here
+    if here:
+        assert service_active(host, service)
+    return here
+
+
+def test_beat_runs_exactly_on_the_beat_host(host):
+    runs_only_in_its_group(host, "celery_beat", "celery-beat.service")
 
 
 def test_flower_runs_only_on_the_flower_hosts(host):
-    here = "flower" in groups(host)
-    if manager(host) == "systemd":
-        unit = host.file("/etc/systemd/system/celery-flower.service")
-        assert unit.exists == here
-        if here:
-            assert service_active(host, "celery-flower.service")
-    elif here:
-        assert service_active(host, "celery-flower.service")
-    if not here:
+    if not runs_only_in_its_group(host, "flower", "celery-flower.service"):
         with host.sudo():
             assert not host.file("/etc/celery/flower.env").exists  # its password leaves with Flower
 
