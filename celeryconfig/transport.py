@@ -22,15 +22,28 @@ EXEC``).
 Covered: a ``BRPOP`` (or ``basic_get``) reply the worker received whole, whose recording failed for
 any reason (connection loss at that moment, the most common case, or a refused write).
 
+A ``BRPOP`` reply that is late rather than lost is kept too. Kombu's watchdog drops a consuming
+connection whose ``BRPOP`` has had no reply for ``brpop_timeout`` plus ``health_check_interval``
+(about 26 s): a broker that vanished without closing the connection (a network cut, a power cut).
+If Redis popped a message just before the cut, its reply is still being retransmitted by the
+broker's TCP and arrives when the cut heals; kombu would have closed the socket by then, and the
+message, no longer in Redis, would be gone. This transport closes nothing at that moment: it takes
+the socket away from the connection (kombu reconnects on a new one as before) and watches it for up
+to ``LATE_REPLY_WAIT`` seconds (about as long as Linux keeps retransmitting). A message arriving on
+it is held and returned to its queue as above; a nil reply, an error or the end of the wait closes
+the socket.
+
 Not covered, the message is lost as with kombu's transport:
 
-- the worker process ends while it holds a message, before the broker is reachable again: killed,
-  or stopped during the broker outage (its log then names the message at exit);
-- a reply Redis sent that never reached the worker whole (a network cut, or Redis killed, after it
-  popped the message but before the reply was read), or a reply left unread because the worker had
-  no free prefetch slot when the connection closed. Only an atomic move into a processing list on the
-  server closes those, and Redis has no blocking move from several lists (a kombu worker waits on
-  every queue and priority at once), so this transport does not change how messages are fetched.
+- the worker process ends while it holds a message, or while it still waits for a late reply,
+  before the broker is reachable again: killed, or stopped during the broker outage (its log then
+  names a held message at exit);
+- a reply Redis sent that never reaches the worker at all: Redis killed after it popped the message
+  but before the reply left the host, a cut longer than the broker's TCP retransmission (then
+  Redis's kernel drops the reply), or a reply left unread because the worker had no free prefetch
+  slot when the connection closed. Only an atomic move into a processing list on the server closes
+  those, and Redis has no blocking move from several lists (a kombu worker waits on every queue and
+  priority at once), so this transport does not change how messages are fetched.
 
 Importing this module (``celeryconfig`` does) registers the transport under kombu's ``redis`` and
 ``rediss`` transport names, so every ``redis://``, ``rediss://`` and ``redis+socket://`` URL in the
@@ -43,6 +56,8 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import select
+import socket
 import threading
 from dataclasses import dataclass
 from time import monotonic, time
@@ -60,6 +75,10 @@ ALIASES = ("redis", "rediss")
 
 #: After a return failed with an error other than a lost connection, wait this long before retrying.
 RETRY_AFTER_ERROR = 10.0
+#: How long a consuming connection given up as stale is watched for a late BRPOP reply: Linux's
+#: default ``tcp_retries2`` (15) makes the broker's kernel retransmit an unacknowledged reply for
+#: about 924 s before it gives up.
+LATE_REPLY_WAIT = 960.0
 
 
 @dataclass
@@ -203,8 +222,121 @@ class Channel(_redis.Channel):
         return super()._get(queue)
 
 
+def _brpop_reply(buf: bytes) -> tuple[bool, bytes | None]:
+    """Read a ``BRPOP`` reply from the start of ``buf``: (complete, the message or None).
+
+    A nil reply (RESP2 ``*-1``, RESP3 ``_``), an error or anything else but a two-element array is
+    complete and carries no message.
+    """
+    head_end = buf.find(b"\r\n")
+    if head_end < 0:
+        return False, None
+    if buf[:head_end] != b"*2":
+        return True, None
+    pos, items = head_end + 2, []
+    for _ in range(2):  # the queue's key, then the message
+        line_end = buf.find(b"\r\n", pos)
+        if line_end < 0:
+            return False, None
+        if buf[pos:pos + 1] != b"$":
+            return True, None
+        start = line_end + 2
+        end = start + int(buf[pos + 1:line_end])
+        if len(buf) < end + 2:
+            return False, None
+        items.append(buf[start:end])
+        pos = end + 2
+    return True, items[1]
+
+
+def _close_socket(sock) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
+def _await_late_reply(sock, broker_key: tuple, deadline: float) -> None:
+    """Read what a connection given up as stale still receives; hold a message that arrives on it."""
+    buf = b""
+    try:
+        while True:
+            pending = getattr(sock, "pending", None)  # TLS: bytes already decrypted, select cannot see them
+            if not (pending and pending()):
+                left = deadline - monotonic()
+                if left <= 0:
+                    logger.info("No late BRPOP reply on the connection given up as stale; closed it")
+                    return
+                ready, _, _ = select.select([sock], [], [], left)
+                if not ready:
+                    continue
+            data = sock.recv(65536)
+            if not data:
+                return  # closed by the broker's side: no reply is coming
+            buf += data
+            complete, item = _brpop_reply(buf)
+            if complete:
+                break
+    except (OSError, ValueError):
+        logger.debug("The connection given up as stale failed while a late BRPOP reply was awaited",
+                     exc_info=True)
+        return
+    finally:
+        _close_socket(sock)
+    if item is None:
+        return
+    payload = loads(bytes_to_str(item))
+    properties = payload.get("properties") or {}
+    delivery = properties.get("delivery_info") or {}
+    entry = _Held(tag=properties.get("delivery_tag"),
+                  record=dumps([payload, delivery.get("exchange"), delivery.get("routing_key")]),
+                  task_id=(payload.get("headers") or {}).get("id"))
+    with _lock:
+        _held_here().setdefault(broker_key, []).append(entry)
+    logger.warning("Message %s (task %s) arrived late, on a connection given up as stale: kept in memory, it goes"
+                   " back to its queue %r as soon as the broker is reachable",
+                   entry.tag, entry.task_id, delivery.get("routing_key"))
+
+
+class MultiChannelPoller(_redis.MultiChannelPoller):
+    def maybe_check_brpop_health(self):
+        """Kombu's watchdog for a ``BRPOP`` without reply, but the stale socket is watched, not closed.
+
+        The checks are kombu's own (``kombu.transport.redis.MultiChannelPoller``); only what is done
+        with the socket differs.
+        """
+        now = monotonic()
+        for channel in self._channels:
+            connection = channel._in_poll
+            if not connection or channel._brpop_sent_at is None \
+                    or not channel.brpop_timeout or not channel.health_check_interval:
+                continue
+            waited = now - channel._brpop_sent_at
+            if waited < channel.brpop_timeout + channel.health_check_interval:
+                continue
+            sock = getattr(connection, "_sock", None)
+            if sock is None or _redis._socket_readable(sock):
+                continue
+            logger.warning("Redis BRPOP got no reply for %.0f seconds; dropping stale connection (consuming goes on"
+                           " on a new one; the old one is watched for %.0f s for a message already sent on it)",
+                           waited, LATE_REPLY_WAIT)
+            connection._sock = None  # disconnect() then leaves the socket open for the watcher
+            deadline = monotonic() + LATE_REPLY_WAIT
+            threading.Thread(target=_await_late_reply, args=(sock, channel._broker_key(), deadline),
+                             name="celeryconfig-late-brpop-reply", daemon=True).start()
+            connection.disconnect()
+
+
 class Transport(_redis.Transport):
     Channel = Channel
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cycle = MultiChannelPoller()
 
 
 def install() -> None:

@@ -399,8 +399,10 @@ FAULTS = {
                    "kernel log 'Memory cgroup out of memory'; worker log 'redelivered N times', Redis list "
                    "celery-kit:dead-letter"),
     "network_partition": (network_partition, "30 s partition worker1 <-> broker (nftables drop)",
-                          "worker1's connections stall and resume (or reconnect); other workers go on",
-                          "Flower shows worker1 offline for the partition"),
+                          "worker1's connections stall and resume (or reconnect); other workers go on; a "
+                          "message Redis popped into the cut is kept when its reply arrives late and requeued",
+                          "Flower shows worker1 offline for the partition; worker1 log 'Redis BRPOP got no "
+                          "reply', and 'arrived late' for a message in flight"),
     "worker_kill9": (worker_kill9, "kill -9 of the long instance's main process while a long task runs",
                      "the running and reserved messages stay unacknowledged in Redis; systemd restarts the "
                      "instance; the messages are delivered again after the visibility timeout (4 h in the "
