@@ -1,24 +1,29 @@
-"""The playbooks under ansible/playbooks/ find the kit's roles and their filters from any working
-directory (the README runs them from the repository's root, where ansible/ansible.cfg's roles_path
-and collections_path are not read): Ansible looks in a playbook's own roles/ folder, which links to
-ansible/roles, and its own collections/ folder, which links to ansible/collections. There,
-ansible_collections/celery_kit/deploy links back to ansible/: the checkout is the collection
-celery_kit.deploy whose plugins/filter/ the roles call by FQCN."""
+"""The playbooks find the kit's roles and their filters from any working directory (the README runs
+them from the repository's root, where ansible/ansible.cfg's roles_path and collections_path are not
+read). They name every role by its FQCN, celery_kit.deploy.<role>, and Ansible looks for collections
+in a playbook's own collections/ folder: ansible/collections beside site.yml, and
+ansible/playbooks/collections, which links to it. There, ansible_collections/celery_kit/deploy links
+back to ansible/: the checkout is the collection celery_kit.deploy."""
 import os
 import re
 from pathlib import Path
 
 ANSIBLE = Path(__file__).resolve().parent.parent / "ansible"
 PLAYBOOKS = ANSIBLE / "playbooks"
+ROLE_REF = re.compile(r"^\s*(?:-\s*)?(?:role|name):\s*([\w.]*celery_(?:redis|common|supervisor|worker|beat|flower))\s*$",
+                      re.M)
 
 
-def test_every_role_a_playbook_includes_is_found_beside_it():
-    names = set()
-    for playbook in PLAYBOOKS.glob("*.yml"):
-        names |= set(re.findall(r"^\s*(?:-\s*)?(?:role|name):\s*(celery_\w+)\s*$", playbook.read_text(), re.M))
-    assert names, "no role included by any playbook: the pattern above is stale"
-    missing = sorted(n for n in names if not (PLAYBOOKS / "roles" / n / "tasks").is_dir())
-    assert not missing, f"ansible/playbooks/roles/ does not lead to {missing}"
+def test_every_playbook_names_the_roles_by_fqcn_and_they_exist():
+    refs = {}
+    for playbook in [ANSIBLE / "site.yml", *PLAYBOOKS.glob("*.yml")]:
+        for ref in ROLE_REF.findall(playbook.read_text()):
+            refs.setdefault(ref, set()).add(playbook.name)
+    assert refs, "no role included by any playbook: the pattern above is stale"
+    short = {ref: sorted(where) for ref, where in refs.items() if not ref.startswith("celery_kit.deploy.")}
+    assert not short, f"roles named without their collection: {short}"
+    missing = sorted(ref for ref in refs if not (ANSIBLE / "roles" / ref.rsplit(".", 1)[1] / "tasks").is_dir())
+    assert not missing, f"no such role in the collection: {missing}"
 
 
 def test_the_checkout_is_the_collection_beside_every_playbook():
