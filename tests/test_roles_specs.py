@@ -79,3 +79,21 @@ def test_secrets_are_marked_no_log(role):
     for name, opt in _spec(role).items():
         if re.search(r"password|broker_url|result_backend", name):
             assert opt.get("no_log") is True, name
+
+
+# Ansible's own variables the roles may read: configuration and magic variables, not host facts.
+NOT_FACTS = {"ansible_managed", "ansible_check_mode", "ansible_version", "ansible_playbook_python",
+             "ansible_host", "ansible_failed_result", "ansible_play_hosts", "ansible_play_batch",
+             "ansible_loop", "ansible_index_var", "ansible_parent_role_names", "ansible_role_name"}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_roles_read_no_facts(role):
+    """site.yml gathers no facts (each gather costs seconds per host under emulation): a role that starts
+    reading one must make its play gather again."""
+    used = set()
+    for path in (ROLES_DIR / role).rglob("*"):
+        if path.is_file() and path.suffix in {".yml", ".j2"}:
+            used |= {name for name in re.findall(r"\bansible_[a-z0-9_]+", path.read_text())
+                     if name not in NOT_FACTS}
+    assert not used, f"{role} reads host facts {sorted(used)}, which site.yml does not gather"
