@@ -234,9 +234,18 @@ def network_partition(f: Fleet, seconds: int = 30) -> dict:
           " nft add chain inet kitfault in '{ type filter hook input priority 0; }';"
           f" nft add rule inet kitfault out ip daddr {broker} drop;"
           f" nft add rule inet kitfault in ip saddr {broker} drop")
+    since = f.run("worker1", "date +%s").stdout.strip()
     time.sleep(seconds)
     f.run("worker1", "nft delete table inet kitfault")
-    return {"partition_s": seconds}
+    time.sleep(20)  # kombu's watchdog runs when the event loop resumes; a late reply lands within seconds
+
+    def count(text: str) -> int:
+        out = f.run("worker1", f"journalctl --since @{since} -u 'celery-worker@*' --no-pager"
+                    f" | grep -c {shlex.quote(text)} || true").stdout.strip()
+        return int(out or 0)
+
+    return {"partition_s": seconds, "stale_connections_dropped": count("dropping stale connection"),
+            "late_replies_kept": count("arrived late, on a connection given up as stale")}
 
 
 def worker_kill9(f: Fleet) -> dict:
