@@ -229,3 +229,17 @@ def test_message_popped_into_a_network_cut_runs_once_after_it_heals(broker_behin
         assert worker.alive(), "the worker died during the cut"
     finally:
         worker.stop()
+
+
+@pytest.mark.parametrize("reply, expected", [
+    (b"*2\r\n$7\r\ndefault\r\n$5\r\nhello\r\n", (True, b"hello")),
+    (b"*2\r\n$7\r\ndefault\r\n$5\r\nhel", (False, None)),  # the rest is still on its way
+    (b"*2\r\n$7\r\ndefa", (False, None)),
+    (b"*2", (False, None)),
+    (b"*-1\r\n", (True, None)),  # BRPOP timed out (RESP2)
+    (b"_\r\n", (True, None)),  # the same in RESP3
+    (b"-NOPERM this user has no permissions\r\n", (True, None)),
+])
+def test_late_reply_is_read_whole_or_not_at_all(reply, expected):
+    from celeryconfig.transport import _brpop_reply
+    assert _brpop_reply(reply) == expected
