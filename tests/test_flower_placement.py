@@ -137,8 +137,8 @@ def _common_checks(run: Run) -> None:
     for task in ("Write Flower's environment file", "Install celery-flower.service",
                  "Write Flower's supervisor program"):
         assert task not in run.output, f"{task!r} ran on a host outside flower"
-    stop = run.task("TASK [celery_flower : Stop and disable Flower here (it runs on node1)]")
-    removal = run.task("TASK [celery_flower : Remove Flower's files from this host]")
+    stop = run.task("TASK [celery_kit.deploy.celery_flower : Stop and disable Flower here (it runs on node1)]")
+    removal = run.task("TASK [celery_kit.deploy.celery_flower : Remove Flower's files from this host]")
     for host, config in run.config_dirs.items():
         assert f"changed: [{host}]" in stop, f"{host}: Flower is not stopped:\n{stop}"
         for path in (f"{config}/flower.env", f"{config}/supervisor/conf.d/celery-flower.conf"):

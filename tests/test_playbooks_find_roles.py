@@ -10,8 +10,8 @@ from pathlib import Path
 
 ANSIBLE = Path(__file__).resolve().parent.parent / "ansible"
 PLAYBOOKS = ANSIBLE / "playbooks"
-ROLE_REF = re.compile(r"^\s*(?:-\s*)?(?:role|name):\s*([\w.]*celery_(?:redis|common|supervisor|worker|beat|flower))\s*$",
-                      re.M)
+ROLE_REF = re.compile(
+    r"^\s*(?:-\s*)?(?:role|name):\s*([\w.]*celery_(?:redis|common|supervisor|worker|beat|flower))\s*$", re.M)
 
 
 def test_every_playbook_names_the_roles_by_fqcn_and_they_exist():

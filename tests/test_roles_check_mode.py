@@ -101,7 +101,7 @@ def test_check_diff_on_fresh_celery_hosts_completes_without_printing_secrets(tmp
     # The secret-bearing files are reported as changed, just without their content.
     for task in ("Write the shared environment file", "Write Flower's environment file",
                  "Write each instance's environment file"):
-        assert f"TASK [celery_common : {task}" in output or task in output, task
+        assert task in output, task
 
 
 def test_the_redis_role_hides_its_password_include_and_guards_its_service_in_check_mode():
