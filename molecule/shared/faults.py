@@ -16,7 +16,8 @@ injected while a ``long`` task runs; afterwards the ledgers are collected and co
   visibility timeout (4 h in the lab). Those exact messages are aged in Redis' ``unacked_index``
   instead of waiting, the workers' own restore requeues them, and they must then complete;
 - recovery_s: the longest stretch without any completion between the fault and the end of the
-  window (how long the fleet stopped processing).
+  window (how long the fleet stopped processing); the late messages, aged and restored after the
+  window, do not count.
 
 Usage (the lab must be converged with ansible/site.yml):
     python molecule/shared/faults.py --lab mol-default --out molecule/results/faults.json [--only NAME,...] \
@@ -520,6 +521,10 @@ def run_fault(f: Fleet, name: str, count: int, rate: float, drain_s: float, run_
             time.sleep(5)
 
     done, counts = drain(drain_s)
+    # Measured before the late messages below are aged and restored: the wait for kombu's restore
+    # sweep is not the fleet standing still.
+    times = sorted([fault_at] + [r["done"] for r in done if r["done"] >= fault_at])
+    recovery = max((b - a for a, b in zip(times, times[1:])), default=0.0)
     # Messages nobody will acknowledge any more (reserved or finished while the broker connection was
     # down, or held by a worker that died) wait in Redis' unacked set for the visibility timeout: late,
     # not lost. Age exactly those and let the workers' own restore requeue them.
@@ -534,8 +539,6 @@ def run_fault(f: Fleet, name: str, count: int, rate: float, drain_s: float, run_
             done, counts = drain(360, idle=None)
     lost = sorted(expected - set(counts))
     duplicates = {i: n for i, n in counts.items() if n > 1}
-    times = sorted([fault_at] + [r["done"] for r in done if r["done"] >= fault_at])
-    recovery = max((b - a for a, b in zip(times, times[1:])), default=0.0)
     return {
         "fault": name, "what": what, "published": len(published), "completed": len(counts),
         "lost": len(lost), "lost_ids": lost[:20], "delayed_by_visibility_timeout": delayed,
