@@ -453,12 +453,14 @@ MAY_LOSE = {"redis_kill9_everysec": "Redis documents up to one second of writes 
 
 
 def commit_ran() -> str:
-    """The commit this runs on; ``-dirty`` when a file other than the drills' own records differs
-    (a drill that ran before in the same run has rewritten molecule/results/)."""
+    """The commit this runs on; ``-dirty`` when a file other than what the runs themselves write differs
+    (a drill that ran before in the same run has rewritten molecule/results/; the verify before the side
+    effect has saved Flower's screenshots in docs/images/)."""
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                           capture_output=True, text=True).stdout.strip()
     changed = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no",
-                              "--", ".", ":!molecule/results"], capture_output=True, text=True).stdout.strip()
+                              "--", ".", ":!molecule/results", ":!docs/images"],
+                             capture_output=True, text=True).stdout.strip()
     return f"{head}-dirty" if changed else head
 
 
