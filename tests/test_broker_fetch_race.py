@@ -12,22 +12,19 @@ does not depend on the component that was cut off.
 """
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import redis
-from celery import Celery
 from kombu import Connection, Exchange, Producer, Queue
 from kombu.transport import redis as kombu_redis
 
 from celeryconfig import transport
 from celeryconfig.transport import Transport
-from support import procs
+from support import cut, procs
 
 OUTAGE_SECONDS = 3.0
 
@@ -159,12 +156,6 @@ class CuttingProxy:
         self._close_all()
 
 
-def _completions(ledger: Path, task_id: str) -> int:
-    if not ledger.exists():
-        return 0
-    return sum(1 for line in ledger.read_text().splitlines() if json.loads(line)["id"] == task_id)
-
-
 @pytest.fixture
 def broker_behind_proxy(log_dir):
     port = procs.free_port()
@@ -177,39 +168,14 @@ def broker_behind_proxy(log_dir):
 
 def test_message_fetched_as_the_connection_drops_is_not_lost(broker_behind_proxy, log_dir, tmp_path, monkeypatch):
     port, proxy = broker_behind_proxy
-    direct = f"redis://127.0.0.1:{port}"
-    env = {"CELERY_BROKER_URL": f"redis://127.0.0.1:{proxy.port}/0",  # the worker's broker: through the proxy
-           "CELERY_RESULT_BACKEND": f"{direct}/1", "APP_REDIS_URL": f"{direct}/2",
-           "APP_LEDGER_DIR": str(tmp_path)}
-    for name, value in (("CELERY_BROKER_URL", f"{direct}/0"), ("CELERY_RESULT_BACKEND", f"{direct}/1")):
-        monkeypatch.setenv(name, value)  # the test's own client talks to Redis directly
-    client = Celery("client", set_as_current=False)
-    name = f"fetch-race-{port}"
-    worker = procs.start_worker(log_dir, name, "default", concurrency=1, env=env)
+    client, worker = cut.worker_behind(proxy.port, port, f"fetch-race-{port}", log_dir, tmp_path, monkeypatch)
     try:
-        procs.wait_for_workers(client, [name])
         task_id = str(uuid.uuid4())
         proxy.armed = task_id.encode()
         client.send_task("app.tasks.probe.record", task_id=task_id, queue="default")
         assert proxy.cut.wait(30), "the worker never fetched the task through the proxy:\n" + worker.log()[-3000:]
-
-        ledger = tmp_path / "ledger.jsonl"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and _completions(ledger, task_id) == 0:
-            time.sleep(0.5)
-        completions = _completions(ledger, task_id)
-        if completions == 0:
-            broker = client.connection_for_write().default_channel.client
-            where = {"queued": sum(task_id.encode() in m for m in broker.lrange("default", 0, -1)),
-                     "unacked": sum(task_id.encode() in m for m in broker.hvals("unacked"))}
-            pytest.fail(f"the task fetched as the broker connection dropped never completed ({where}):\n"
-                        + worker.log()[-4000:])
-        time.sleep(2)  # a second copy, if any, would run by now
-        assert _completions(ledger, task_id) == 1, "the task ran more than once"
-        broker = client.connection_for_write().default_channel.client
-        assert not [m for m in broker.hvals("unacked") if task_id.encode() in m], (
-            "a record of the task is left in the unacked hash: it would run again after the visibility timeout")
-        assert worker.alive(), "the worker died on the connection loss"
+        cut.assert_ran_once_and_left_nothing(client, worker, tmp_path, task_id,
+                                             "the task fetched as the broker connection dropped")
     finally:
         worker.stop()
 

@@ -18,17 +18,14 @@ after the rest. Completion is read from the task's ledger file, outside Redis.
 """
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
-from celery import Celery
 
-from support import procs
+from support import cut, procs
 
 #: Longer than kombu's watchdog: brpop_timeout (1 s) + health_check_interval (25 s).
 CUT_SECONDS = 32
@@ -147,12 +144,6 @@ class PartitioningProxy:
                 sock.close()
 
 
-def _completions(ledger: Path, task_id: str) -> int:
-    if not ledger.exists():
-        return 0
-    return sum(1 for line in ledger.read_text().splitlines() if json.loads(line)["id"] == task_id)
-
-
 def _wait(predicate, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -175,21 +166,11 @@ def broker_behind_partition(log_dir):
 def test_message_popped_into_a_network_cut_runs_once_after_it_heals(broker_behind_partition, log_dir, tmp_path,
                                                                      monkeypatch):
     port, proxy = broker_behind_partition
-    direct = f"redis://127.0.0.1:{port}"
-    env = {"CELERY_BROKER_URL": f"redis://127.0.0.1:{proxy.port}/0",  # the worker's broker: through the cut
-           "CELERY_RESULT_BACKEND": f"{direct}/1", "APP_REDIS_URL": f"{direct}/2",
-           "APP_LEDGER_DIR": str(tmp_path)}
-    for name, value in (("CELERY_BROKER_URL", f"{direct}/0"), ("CELERY_RESULT_BACKEND", f"{direct}/1")):
-        monkeypatch.setenv(name, value)  # the test's own client talks to Redis directly
-    client = Celery("client", set_as_current=False)
-    ledger = tmp_path / "ledger.jsonl"
-    name = f"partition-{port}"
-    worker = procs.start_worker(log_dir, name, "default", concurrency=1, env=env)
+    client, worker = cut.worker_behind(proxy.port, port, f"partition-{port}", log_dir, tmp_path, monkeypatch)
     try:
-        procs.wait_for_workers(client, [name])
         warmup = str(uuid.uuid4())  # opens the client's own broker connection before the cut
         client.send_task("app.tasks.probe.record", task_id=warmup, queue="default")
-        assert _wait(lambda: _completions(ledger, warmup) == 1, 30), worker.log()[-3000:]
+        assert _wait(lambda: cut.completions(tmp_path, warmup) == 1, 30), worker.log()[-3000:]
 
         # BRPOP waits at most 1 s: the task must reach Redis within that second to be popped into the
         # cut. If the reply held is a nil one instead, heal and try again.
@@ -202,7 +183,7 @@ def test_message_popped_into_a_network_cut_runs_once_after_it_heals(broker_behin
             if _wait(lambda task_id=task_id: task_id.encode() in proxy.held_from_redis(), 2):
                 break
             proxy.heal()
-            assert _wait(lambda task_id=task_id: _completions(ledger, task_id) == 1, 30), worker.log()[-3000:]
+            assert _wait(lambda task_id=task_id: cut.completions(tmp_path, task_id) == 1, 30), worker.log()[-3000:]
         else:
             pytest.fail("Redis never popped the task into the cut in 5 tries")
 
@@ -213,20 +194,9 @@ def test_message_popped_into_a_network_cut_runs_once_after_it_heals(broker_behin
         assert _wait(lambda: WATCHDOG_LOG in worker.log(), 30), (
             "kombu's watchdog never gave the stale connection up:\n" + worker.log()[-3000:])
 
-        completed = _wait(lambda: _completions(ledger, task_id) >= 1, 30)
-        if not completed:
-            broker = client.connection_for_write().default_channel.client
-            where = {"queued": sum(task_id.encode() in m for m in broker.lrange("default", 0, -1)),
-                     "unacked": sum(task_id.encode() in m for m in broker.hvals("unacked"))}
-            pytest.fail(f"the task popped into the cut never ran after it healed ({where}):\n"
-                        + worker.log()[-4000:])
+        cut.assert_ran_once_and_left_nothing(client, worker, tmp_path, task_id,
+                                             "the task popped into the cut", timeout=30)
         assert LATE_LOG in worker.log()
-        time.sleep(2)  # a second copy, if any, would run by now
-        assert _completions(ledger, task_id) == 1, "the task ran more than once"
-        broker = client.connection_for_write().default_channel.client
-        assert not [m for m in broker.hvals("unacked") if task_id.encode() in m], (
-            "a record of the task is left in the unacked hash: it would run again after the visibility timeout")
-        assert worker.alive(), "the worker died during the cut"
     finally:
         worker.stop()
 
