@@ -110,6 +110,15 @@ def held_count() -> int:
         return sum(len(entries) for entries in _held_here().values())
 
 
+def _keep(broker_key: tuple, payload: dict, tag: str, exchange: str, routing_key: str) -> _Held:
+    """Hold a message taken off its queue, as kombu would record it in the unacked hash."""
+    entry = _Held(tag=tag, record=dumps([payload, exchange, routing_key]),
+                  task_id=(payload.get("headers") or {}).get("id"))
+    with _lock:
+        _held_here().setdefault(broker_key, []).append(entry)
+    return entry
+
+
 class QoS(_redis.QoS):
     def append(self, message, delivery_tag):
         try:
@@ -138,11 +147,7 @@ class Channel(_redis.Channel):
 
     def _hold(self, message, delivery_tag, exc) -> None:
         delivery = message.delivery_info
-        raw = message._raw
-        entry = _Held(tag=delivery_tag, record=dumps([raw, delivery["exchange"], delivery["routing_key"]]),
-                      task_id=(raw.get("headers") or {}).get("id"))
-        with _lock:
-            _held_here().setdefault(self._broker_key(), []).append(entry)
+        entry = _keep(self._broker_key(), message._raw, delivery_tag, delivery["exchange"], delivery["routing_key"])
         logger.warning("Message %s (task %s) was taken off queue %r but could not be recorded as unacknowledged"
                        " (%r): kept in memory, it goes back to its queue as soon as the broker is reachable",
                        delivery_tag, entry.task_id, delivery["routing_key"], exc)
@@ -289,14 +294,15 @@ def _await_late_reply(sock, broker_key: tuple, deadline: float) -> None:
         _close_socket(sock)
     if item is None:
         return
-    payload = loads(bytes_to_str(item))
-    properties = payload.get("properties") or {}
-    delivery = properties.get("delivery_info") or {}
-    entry = _Held(tag=properties.get("delivery_tag"),
-                  record=dumps([payload, delivery.get("exchange"), delivery.get("routing_key")]),
-                  task_id=(payload.get("headers") or {}).get("id"))
-    with _lock:
-        _held_here().setdefault(broker_key, []).append(entry)
+    try:
+        payload = loads(bytes_to_str(item))
+        properties = payload["properties"]
+        delivery = properties["delivery_info"]
+        entry = _keep(broker_key, payload, properties["delivery_tag"], delivery["exchange"], delivery["routing_key"])
+    except (ValueError, TypeError, KeyError):
+        logger.error("A late BRPOP reply on a connection given up as stale is not a kombu message; it is lost: %r",
+                     item[:500])
+        return
     logger.warning("Message %s (task %s) arrived late, on a connection given up as stale: kept in memory, it goes"
                    " back to its queue %r as soon as the broker is reachable",
                    entry.tag, entry.task_id, delivery.get("routing_key"))

@@ -230,12 +230,12 @@ def worker_oom(f: Fleet) -> dict:
 
 def network_partition(f: Fleet, seconds: int = 30) -> dict:
     broker = "10.77.0.10"
+    since = f.run("worker1", "date +%s").stdout.strip()
     f.run("worker1", "nft add table inet kitfault;"
           " nft add chain inet kitfault out '{ type filter hook output priority 0; }';"
           " nft add chain inet kitfault in '{ type filter hook input priority 0; }';"
           f" nft add rule inet kitfault out ip daddr {broker} drop;"
           f" nft add rule inet kitfault in ip saddr {broker} drop")
-    since = f.run("worker1", "date +%s").stdout.strip()
     time.sleep(seconds)
     f.run("worker1", "nft delete table inet kitfault")
     time.sleep(20)  # kombu's watchdog runs when the event loop resumes; a late reply lands within seconds
