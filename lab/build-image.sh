@@ -28,9 +28,9 @@ LAB_DISK_SIZE=${LAB_DISK_SIZE:-4G}
 # Debian packages the kit's roles install, preinstalled at native speed (apt under TCG takes
 # minutes per VM). The roles still run their apt tasks; on this image they change nothing.
 # LAB_PRELOAD= (empty) builds the bare image, which proves a stock Debian converges.
-LAB_PRELOAD=${LAB_PRELOAD-redis-server supervisor python3-venv python3-packaging nftables}
+LAB_PRELOAD=${LAB_PRELOAD-redis-server supervisor python3-venv python3-packaging nftables prometheus-redis-exporter}
 # Services those packages enable on install; on the lab's hosts only the roles decide.
-preload_disabled_units=(redis-server.service supervisor.service nftables.service)
+preload_disabled_units=(redis-server.service supervisor.service nftables.service prometheus-redis-exporter.service)
 
 # What a stock Debian cloud image has, minus cloud-init (see lab/image/lab-seed.service):
 # systemd as init, udev, dbus, SSH, Python for Ansible, sudo, CA certificates.

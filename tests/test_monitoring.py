@@ -25,6 +25,9 @@ RULES = PROMETHEUS / "rules" / "celery-kit.yml"
 RULE_TESTS = PROMETHEUS / "rules" / "celery-kit.test.yml"
 EXPORTER_ENV = MONITORING / "redis-exporter" / "prometheus-redis-exporter.env"
 DASHBOARD = MONITORING / "grafana" / "celery-kit.json"
+# The commands the celery_redis role allows its exporter user (celery-auth.conf.j2).
+EXPORTER_COMMANDS = yaml.safe_load((REPO / "ansible" / "roles" / "celery_redis" / "vars" / "main.yml").read_text()
+                                   )["_celery_redis_exporter_commands"]
 
 # What the scrape targets export (flower/events.py in Flower 2.2; redis_exporter's key checks and
 # its own health), plus Prometheus's per-target `up`.
@@ -154,20 +157,34 @@ def test_exporter_and_rules_count_real_celery_messages(tmp_path, celery_app, log
             celery_app.send_task("app.tasks.math.add", args=(1, 2), connection=conn)
         subprocess.run(["redis-cli", "-p", str(port), "-n", "1", "LPUSH", DEAD_LETTER_KEY, "{}"], check=True,
                        capture_output=True)
+        # The exporter logs in as the role's read-only user, with the role's command list.
+        cli = ["redis-cli", "-p", str(port)]
+        subprocess.run([*cli, "ACL", "SETUSER", "metrics", "reset", "on", ">metrics-password-0123", "%R~*", "-@all",
+                        *(f"+{c}" for c in EXPORTER_COMMANDS)], check=True, capture_output=True)
+        subprocess.run([*cli, "ACL", "LOG", "RESET"], check=True, capture_output=True)
         binary = shutil.which("prometheus-redis-exporter") or shutil.which("redis_exporter")
-        env = {**_exporter_env(), "REDIS_ADDR": f"redis://127.0.0.1:{port}", "REDIS_PASSWORD": "",
+        env = {**_exporter_env(), "REDIS_ADDR": f"redis://127.0.0.1:{port}", "REDIS_PASSWORD": "metrics-password-0123",
                "REDIS_EXPORTER_WEB_LISTEN_ADDRESS": f"127.0.0.1:{web}"}
+        assert env["REDIS_USER"] == "metrics"
         exporter = procs.Proc("redis-exporter", [binary], log_dir, env=env)
         procs.wait_for_port(web)
         deadline, text = time.monotonic() + 15, ""
         while time.monotonic() < deadline and 'redis_up 1' not in text:
             text = urllib.request.urlopen(f"http://127.0.0.1:{web}/metrics", timeout=5).read().decode()
             time.sleep(0.2)
+        # A second scrape: every command of a full scrape ran as the user at least once.
+        text = urllib.request.urlopen(f"http://127.0.0.1:{web}/metrics", timeout=5).read().decode()
+        denied = subprocess.run([*cli, "ACL", "LOG"], check=True, capture_output=True, text=True).stdout
+        write = subprocess.run([*cli, "--user", "metrics", "--pass", "metrics-password-0123", "--no-auth-warning",
+                                "LPUSH", "default", "x"], capture_output=True, text=True).stdout
     finally:
         if exporter:
             exporter.stop()
         redis.stop()
 
+    assert 'redis_up 1' in text, "the exporter could not log in as the metrics user"
+    assert denied.strip() == "", f"Redis refused the exporter user a command: {denied}"
+    assert "NOPERM" in write, f"the exporter user could write: {write!r}"
     samples = re.findall(r'^redis_key_size\{db="(db\d+)",key="([^"]*)"\} (\S+)$', text, flags=re.M)
     assert any("\x06\x16" in key for _, key, _ in samples), f"no priority list exported: {samples}"
     labels = 'job="celery-redis", instance="redis:9121"'

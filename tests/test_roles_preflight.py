@@ -63,6 +63,7 @@ def test_valid_inventory_passes_preflight(tmp_path):
     assert "PLAY [Preflight" in result.stdout
 
 
+EXPORTER_PASSWORD = "preflight-test-metrics-password"
 CASES = {
     "flower-password-missing": (dict(drop=("celery_flower_basic_auth_password",)),
                                 "celery_flower_basic_auth_password"),
@@ -195,6 +196,31 @@ CASES = {
                            "celery_rollout_batch: must be a number of hosts (at least 1) or a percentage"),
     "releases-keep-one": (dict(overrides={"celery_common_releases_keep": 1}),
                           "celery_common_releases_keep: must be a whole number of at least 2"),
+    "exporter-password-missing": (dict(overrides={"celery_redis_exporter": True}),
+                                  "celery_redis_exporter_password: required with celery_redis_exporter: true"),
+    "exporter-password-is-the-celery-password": (dict(overrides={
+        "celery_redis_exporter": True, "celery_redis_exporter_password": "preflight-test-redis-password"}),
+        "celery_redis_exporter_password: must differ from the celery and admin passwords"),
+    "exporter-on-every-address": (dict(overrides={
+        "celery_redis_exporter": True, "celery_redis_exporter_password": EXPORTER_PASSWORD,
+        "celery_redis_exporter_listen_address": "0.0.0.0:9121"}),
+        'celery_redis_exporter_listen_address: "0.0.0.0:9121" must be HOST:PORT with one address'),
+    "exporter-address-without-a-port": (dict(overrides={
+        "celery_redis_exporter": True, "celery_redis_exporter_password": EXPORTER_PASSWORD,
+        "celery_redis_exporter_listen_address": "10.0.0.5"}),
+        'celery_redis_exporter_listen_address: "10.0.0.5" must be HOST:PORT'),
+    "exporter-queue-with-a-comma": (dict(overrides={
+        "celery_redis_exporter": True, "celery_redis_exporter_password": EXPORTER_PASSWORD,
+        "celery_redis_exporter_queues": ["default", "a,b"]}),
+        "celery_redis_exporter_queues: 'a,b'"),
+    "exporter-key-without-a-db": (dict(overrides={
+        "celery_redis_exporter": True, "celery_redis_exporter_password": EXPORTER_PASSWORD,
+        "celery_redis_exporter_keys": ["celery-kit:dead-letter"]}),
+        'celery_redis_exporter_keys: ["celery-kit:dead-letter"] must each be dbN=KEY'),
+    "exporter-user-is-the-celery-user": (dict(overrides={
+        "celery_redis_exporter": True, "celery_redis_exporter_password": EXPORTER_PASSWORD,
+        "celery_redis_exporter_user": "celery"}),
+        "celery_redis_exporter_user: celery is already a user of this Redis"),
 }
 
 

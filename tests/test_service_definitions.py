@@ -15,7 +15,7 @@ import pytest
 
 from roles_support import REPO, ansible_playbook
 
-SHIPPED_DIRS = ("systemd", "deploy")
+SHIPPED_DIRS = ("systemd", "deploy", "monitoring/redis-exporter")
 MAX_EXPOSURE = 1.5
 UNITS = sorted((REPO / "systemd").glob("*.service"))
 
@@ -45,8 +45,9 @@ def test_every_role_template_is_shipped(rendered):
     """A new template must be added to render-defaults.yml, or it escapes the drift test."""
     templates = {p.name.removesuffix(".j2") for p in (REPO / "ansible" / "roles").rglob("templates/**/*.j2")}
     shipped = {p.name for d in SHIPPED_DIRS for p in (REPO / d).rglob("*") if p.is_file()}
-    # Per-instance files are shipped under the example instance's name.
-    shipped |= {"celery-worker.conf", "worker.env"}
+    # Per-instance files are shipped under the example instance's name; the exporter's /etc/default file
+    # as monitoring/redis-exporter/prometheus-redis-exporter.env.
+    shipped |= {"celery-worker.conf", "worker.env", "prometheus-redis-exporter"}
     assert templates <= shipped, f"templates not rendered into systemd/ or deploy/: {templates - shipped}"
 
 

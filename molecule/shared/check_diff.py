@@ -33,6 +33,7 @@ NEW = {
     "celery_redis_password": "Rotated/redis#pw@%?:1-kit",
     "celery_redis_admin_password": "Rotated/admin#pw@%?:2-kit",
     "celery_flower_basic_auth_password": "Rotated/flower#pw@%?:3-kit",
+    "celery_redis_exporter_password": "Rotated/metrics#pw@%?:4-kit",
 }
 
 
