@@ -28,8 +28,19 @@ WHEELHOUSE_TAGS ?= cp311 cp313
 WHEELHOUSE := $(foreach tag,$(WHEELHOUSE_TAGS),build/wheelhouse-$(tag).tar)
 WHEELHOUSE_INPUTS := requirements/app.txt pyproject.toml lab/build-wheelhouse.sh lab/wheelhouse_closure.py \
 	$(shell find app celeryconfig -name '*.py' 2>/dev/null)
+# Another app's wheelhouses (docs/own-app.md): `make app-wheelhouse APP_PROJECT=DIR` builds
+# APP_WHEELHOUSE_DIR/wheelhouse-TAG.tar for every tag in WHEELHOUSE_TAGS from the project in DIR and
+# its requirements or lock file (default DIR/requirements.txt).
+APP_PROJECT ?=
+APP_REQUIREMENTS ?=
+APP_WHEELHOUSE_DIR ?= build/$(notdir $(abspath $(APP_PROJECT)))
+ifneq ($(filter app-wheelhouse,$(MAKECMDGOALS)),)
+ifeq ($(strip $(APP_PROJECT)),)
+$(error app-wheelhouse: give the app's project directory: make app-wheelhouse APP_PROJECT=DIR [APP_REQUIREMENTS=FILE] [APP_WHEELHOUSE_DIR=DIR])
+endif
+endif
 
-.PHONY: lab lab-down lab-status lab-image wheelhouse test-vm lab-apt
+.PHONY: lab lab-down lab-status lab-image wheelhouse app-wheelhouse test-vm lab-apt
 
 $(LAB_APT_STAMP): lab/lab.mk
 	@mkdir -p $(@D)
@@ -56,6 +67,12 @@ build/redis-tls/ca.crt: lab/redis-tls-certs.sh | $(APT_STAMP)
 	lab/redis-tls-certs.sh build/redis-tls
 
 wheelhouse: $(WHEELHOUSE) build/uv ## offline wheels per target Python: build/wheelhouse-cp311.tar (Debian 12), -cp313.tar (Debian 13)
+
+app-wheelhouse: | $(VENV_STAMP) ## offline wheels of your own app per target Python: APP_PROJECT=DIR [APP_REQUIREMENTS=FILE] [APP_WHEELHOUSE_DIR=DIR]
+	@set -e; for tag in $(WHEELHOUSE_TAGS); do \
+	  lab/build-wheelhouse.sh --project '$(APP_PROJECT)' $(if $(APP_REQUIREMENTS),--requirements '$(APP_REQUIREMENTS)') \
+	    --out '$(APP_WHEELHOUSE_DIR)' $$tag; \
+	done
 
 lab: setup $(LAB_APT_STAMP) $(WHEELHOUSE) build/uv build/redis-tls/ca.crt ## boot the VM lab, run $(LAB_PLAYBOOK) on it, print how to reach it
 	@set -euo pipefail; \
