@@ -126,8 +126,13 @@ def test_prometheus_scrapes_the_fleet_and_fires_worker_offline(host, tmp_path):
                    and len(prom.query("up")) == 2, 60, "both scrape jobs were not up")
         assert list(prom.query('redis_up{job="celery-redis"}').values()) == [1.0], (
             "redis_exporter cannot log in to Redis as its user")
-        queues = {json.loads(k)["queue"] for k in prom.query("queue:redis_key_size:sum")}
-        assert queues == set(labtest.hostvars(host)["celery_common_app_queues"]), queues
+        # The recording rule has its first value one evaluation after the first scrape.
+        app_queues = set(labtest.hostvars(host)["celery_common_app_queues"])
+
+        def queues() -> set:
+            return {json.loads(k)["queue"] for k in prom.query("queue:redis_key_size:sum")}
+        prom.until(lambda: queues() == app_queues, 30,
+                   f"queue:redis_key_size:sum does not list the app's queues {sorted(app_queues)}: {queues()}")
         prom.until(lambda: expected <= _online(prom), 120,
                    f"Flower's /metrics did not report every worker online: {sorted(expected - _online(prom))}")
         # Flower also keeps the nodes it saw earlier (release surges are excluded by the rule); only the
