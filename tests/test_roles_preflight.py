@@ -190,6 +190,8 @@ CASES = {
         'celery_worker_instances[fast].memory_max (or celery_worker_memory_max): "2 GB" is not a systemd size'),
     "open-files-limit-too-low": (dict(overrides={"celery_worker_limit_nofile": 64}),
                                  "celery_worker_limit_nofile: must be a whole number of at least 1024"),
+    "log-rate-interval-not-a-time-span": (dict(overrides={"celery_worker_log_rate_limit_interval": "30 seconds"}),
+                                          'celery_worker_log_rate_limit_interval: "30 seconds" is not a time span'),
     "ready-timeout-too-short": (dict(overrides={"celery_worker_ready_timeout": 2}),
                                 "celery_worker_ready_timeout: must be whole seconds, at least 10"),
     "rollout-batch-zero": (dict(overrides={"celery_rollout_batch": 0}),

@@ -13,10 +13,13 @@ import os
 import socket
 import time
 
+from celery.utils.log import get_task_logger
+
 from celeryconfig.reliability import LONG_TASK_TIME_LIMIT
 
 from ..celery import app
 
+logger = get_task_logger(__name__)
 LEDGER_NAME = "ledger.jsonl"
 
 
@@ -38,11 +41,15 @@ def append_line(path: str, record: dict) -> None:
 
 
 @app.task(bind=True, time_limit=LONG_TASK_TIME_LIMIT)
-def record(self, seconds=0.0, allocate_mib=0):
-    """Sleep ``seconds`` (holding ``allocate_mib`` MiB of touched memory), then record completion."""
+def record(self, seconds=0.0, allocate_mib=0, log_lines=0):
+    """Sleep ``seconds`` (holding ``allocate_mib`` MiB of touched memory), log ``log_lines`` numbered
+    INFO lines as fast as it can (what reaches the journal is counted by the lab's log test), then
+    record completion."""
     block = b"\x01" * (allocate_mib << 20) if allocate_mib else b""
     time.sleep(seconds)
     del block
+    for number in range(log_lines):
+        logger.info("probe %s log line %d", self.request.id, number)
     directory = ledger_dir()
     if directory is None:
         raise RuntimeError("no ledger directory: set APP_LEDGER_DIR (systemd sets STATE_DIRECTORY)")
