@@ -1,7 +1,9 @@
 """One benchmark session: a private redis-server, worker processes, producer-side apps.
 
 Processes are started with ``tests/support/procs.py`` (own session per process, SIGKILL of the
-whole group on stop). Every process goes on an ``ExitStack``; SIGTERM/SIGINT unwind it.
+whole group on stop), the process management the tests use too; ``python -m bench`` runs from the
+checkout's root, which puts both ``bench`` and ``tests.support`` on the import path. Every process
+goes on an ``ExitStack``; SIGTERM/SIGINT unwind it.
 """
 from __future__ import annotations
 
@@ -17,11 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from tests.support import procs
 
-from tests.support import procs  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 # Bench tasks routed the way the kit routes similar work (CELERY_TASK_ROUTES is the kit's override).
 KIT_ROUTES = ("bench.tasks.sleep1=long,bench.tasks.spin=long,bench.tasks.instant=high,"
@@ -248,64 +248,6 @@ class Session:
                 "median_ops_per_s": statistics.median(per_cmd.values()) if per_cmd else None}
 
 
-def rss_kib(pid: int) -> dict:
-    """Resident memory of a process and all its descendants (KiB)."""
-    def one(p):
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        except OSError:
-            pass
-        return 0
-
-    def children(p):
-        out = []
-        try:
-            for task in Path(f"/proc/{p}/task").iterdir():
-                out += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
-        return out
-
-    main = one(pid)
-    kids, todo = [], children(pid)
-    while todo:
-        c = todo.pop()
-        kids.append(c)
-        todo += children(c)
-    child_rss = [one(c) for c in kids]
-    return {"main_kib": main, "children_kib": child_rss, "total_kib": main + sum(child_rss)}
-
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _descendants(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return out
-
-
-def cpu_s(pid: int, tree: bool = True) -> float:
-    """User + system CPU seconds of a process (and its live descendants)."""
-    total = 0
-    for p in _descendants(pid) if tree else [pid]:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            pass
-    return total / _TICK
-
-
 @contextlib.contextmanager
 def session(log_dir: Path | None = None):
     """A bench session; the process environment it rewrites (broker URLs, kit variables) is
@@ -345,3 +287,8 @@ def pct(values, q: float):
 def median(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
+
+
+def ratio(a, b):
+    """a / b, or None when either is missing (or b is 0)."""
+    return a / b if a is not None and b else None

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import time
 
-from .harness import rss_kib, wait_until
+from tests.support.procs import rss_kib
+
+from .harness import wait_until
 from .tasks import DONE, LEAK_BYTES
 
 SAME_ON_BOTH = {"worker_send_task_events": False, "task_send_sent_event": False}

@@ -28,8 +28,18 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from .harness import cpu_s, median, pct, wait_until
+from tests.support.procs import cpu_s, pids_matching
+
+from .harness import median, pct, ratio, wait_until
 from .tasks import WAIT_INSTANT, WAIT_LONG
+
+# Target of section 1: the kit's instant p95 at most the default layout's divided by this factor.
+TARGET_MIXED_FACTOR = 50
+# Layout goals (section 4): the latency class's p95 at least 20x better than Celery's defaults from
+# 80 % load on, every other class's p95 wait at most 1.25x the defaults' at every load.
+GOAL_INSTANT = 20.0
+GOAL_INSTANT_FROM_LOAD = 0.8
+GOAL_OTHER = 1.25
 
 
 @dataclass(frozen=True)
@@ -159,8 +169,7 @@ def run_once(s, side: str, events, processes: int, drain_timeout: float, workers
 def vms_running() -> bool:
     """Whether QEMU VMs (the lab's) share this machine: their CPU use would distort the numbers."""
     try:
-        return bool(subprocess.run(["pgrep", "-f", "qemu-system"], capture_output=True, text=True,
-                                   timeout=10).stdout.strip())
+        return bool(pids_matching("qemu-system", timeout=10))
     except (OSError, subprocess.SubprocessError):
         return False
 
@@ -281,6 +290,30 @@ def run_layouts(s, *, workloads, loads, sides, duration, reps, drain_timeout, lo
     return runs
 
 
+def summarize(runs, params) -> dict:
+    """Section 1 per rate of slow tasks: both sides' median waits and the kit's target."""
+    by_rate = []
+    for rate in params["rates_long"]:
+        row = {"rate_long_per_s": rate,
+               "offered_load_default": rate / params["processes"],
+               }
+        for side in ("kit", "default"):
+            mine = [r for r in runs if r["rate_long_per_s"] == rate and r["side"] == side]
+            row[side] = {k: median([r[k] for r in mine]) for k in (
+                "instant_wait_p50_s", "instant_wait_p95_s", "instant_wait_max_s",
+                "long_wait_p50_s", "long_wait_p95_s", "long_wait_max_s")}
+            row[side]["reps"] = len(mine)
+            row[side]["all_drained"] = all(r["drained"] for r in mine)
+        p95_ratio = ratio(row["default"]["instant_wait_p95_s"], row["kit"]["instant_wait_p95_s"])
+        row["instant_p95_default_over_kit"] = p95_ratio
+        row["target_met"] = p95_ratio is not None and p95_ratio >= TARGET_MIXED_FACTOR
+        by_rate.append(row)
+    return {"processes": params["processes"], "kit_layout": LAYOUTS["kit"].what,
+            "rate_instant_per_s": params["rate_instant"], "duration_s": params["duration"],
+            "reps": params["reps"], "target": f"kit instant p95 <= default instant p95 / {TARGET_MIXED_FACTOR}",
+            "by_rate": by_rate}
+
+
 def summarize_layouts(runs, params, goal_instant: float, goal_other: float, goal_from_load: float) -> dict:
     keys = ("instant_wait_p50_s", "instant_wait_p95_s", "instant_wait_max_s",
             "long_wait_p50_s", "long_wait_p95_s", "long_wait_max_s", "worker_cpu_s")
@@ -306,8 +339,8 @@ def summarize_layouts(runs, params, goal_instant: float, goal_other: float, goal
                 if side == "default":
                     continue
                 m = row["sides"][side]
-                inst = _ratio(d["instant_wait_p95_s"], m["instant_wait_p95_s"])
-                other = _ratio(m["long_wait_p95_s"], d["long_wait_p95_s"])
+                inst = ratio(d["instant_wait_p95_s"], m["instant_wait_p95_s"])
+                other = ratio(m["long_wait_p95_s"], d["long_wait_p95_s"])
                 m["instant_p95_default_over_side"] = inst
                 m["long_p95_side_over_default"] = other
                 m["instant_goal"] = None if load < goal_from_load else bool(inst and inst >= goal_instant)
@@ -317,6 +350,3 @@ def summarize_layouts(runs, params, goal_instant: float, goal_other: float, goal
                                    "long_seconds": wl.long_seconds, "by_load": rows}
     return out
 
-
-def _ratio(a, b):
-    return a / b if a is not None and b else None

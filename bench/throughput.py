@@ -17,8 +17,17 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from .harness import cpu_s, kit_redis_settings, kit_worker_args, median, wait_until
+from tests.support.procs import cpu_s
+
+from .harness import kit_redis_settings, kit_worker_args, median, ratio, wait_until
 from .tasks import DONE
+
+# Targets: the kit's tasks/s at least this many times Celery's defaults', and the best grid point's.
+TARGET_VS_DEFAULTS = 1.0
+TARGET_VS_BEST = 0.9
+# The rows the report compares the kit with, besides Celery's defaults and the best grid point.
+FLOWER_BASELINE = "celery-defaults-flower-attached"
+FSYNC_ALWAYS = "kit-appendfsync-always"
 
 
 @dataclass
@@ -208,3 +217,34 @@ def summarize(cfgs, runs) -> dict:
             "redis_commands_example": mine[0]["redis_commands"] if mine else {},
         }
     return summary
+
+
+def verdict(summary, ceiling) -> dict:
+    """The kit against Celery's defaults, the best grid point and the other baselines, with the
+    targets; adds each row of ``summary`` its Redis ceiling (``ceiling``: ``Session.redis_benchmark``)."""
+    kit = summary["kit"]["tasks_per_s"]
+    default = summary["celery-defaults"]["tasks_per_s"]
+    grid = {k: v["tasks_per_s"] for k, v in summary.items() if v["group"] in ("grid", "default")
+            and k != FLOWER_BASELINE}
+    best = max(grid, key=lambda k: grid[k] or 0)
+    out = {"kit_tasks_per_s": kit, "celery_defaults_tasks_per_s": default,
+           "best_grid_point": best, "best_grid_tasks_per_s": grid[best],
+           "kit_over_defaults": ratio(kit, default), "kit_over_best": ratio(kit, grid[best]),
+           "target_vs_defaults": TARGET_VS_DEFAULTS, "target_vs_best": TARGET_VS_BEST}
+    flower = summary.get(FLOWER_BASELINE, {}).get("tasks_per_s")
+    always = summary.get(FSYNC_ALWAYS, {}).get("tasks_per_s")
+    out.update({"celery_defaults_flower_attached_tasks_per_s": flower,
+                "kit_over_defaults_flower_attached": ratio(kit, flower),
+                "kit_appendfsync_always_tasks_per_s": always,
+                "kit_appendfsync_always_over_kit": ratio(always, kit),
+                "kit_redis": summary["kit"].get("redis"),
+                "kit_appendfsync_always_redis": summary.get(FSYNC_ALWAYS, {}).get("redis")})
+    out["target_vs_defaults_met"] = (out["kit_over_defaults"] or 0) >= TARGET_VS_DEFAULTS
+    out["target_vs_best_met"] = (out["kit_over_best"] or 0) >= TARGET_VS_BEST
+    ops = ceiling.get("median_ops_per_s")
+    for row in summary.values():
+        cmds = row["redis_commands_per_task"]
+        row["redis_ceiling_tasks_per_s"] = ops / cmds if ops and cmds else None
+        row["fraction_of_redis_ceiling"] = ratio(row["tasks_per_s"], row["redis_ceiling_tasks_per_s"])
+        row["over_celery_defaults"] = ratio(row["tasks_per_s"], default)
+    return out

@@ -25,6 +25,9 @@ os.environ.update(TEST_ENV)
 for _name in ("CELERY_WORKER_QUEUES", "CELERY_WORKER_PREFETCH_MULTIPLIER", "CELERY_TIMEZONE",
               "CELERY_TASK_ROUTES", "CELERY_SERIALIZER", "CELERY_VISIBILITY_TIMEOUT"):
     os.environ.pop(_name, None)
+# Imported now, with the session's URLs: a bench session (tests/test_bench_*.py) rewrites the
+# environment for its own runs, and a first import inside one would keep its URLs for later tests.
+import celeryconfig  # noqa: E402,F401
 
 # Worker layout of the tests: the latency-sensitive queues on one worker, slow and bulk on another.
 WORKERS = {"fast": "high,default", "slow": "long,low"}

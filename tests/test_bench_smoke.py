@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from support import procs
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -111,8 +113,7 @@ def test_no_process_outlives_the_run(smoke):
     port = int(re.search(r"redis-server on 127\.0\.0\.1:(\d+)", stdout).group(1))
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    workers = subprocess.run(["pgrep", "-f", "celery -A bench[.]"], capture_output=True, text=True).stdout
-    assert workers.strip() == ""
+    assert procs.pids_matching("celery -A bench[.]") == []
 
 
 def test_report_regenerates_the_marked_blocks_of_a_doc(smoke, tmp_path):

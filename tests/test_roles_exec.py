@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from roles_support import REPO
+from support import procs
 
 EXEC = REPO / "deploy/opt/celery/bin/celery-kit-exec"
 
@@ -62,10 +63,10 @@ def test_environment_files_are_loaded_literally(tmp_path):
 
 def test_without_stop_timeout_the_launcher_becomes_the_program(tmp_path):
     proc, log = _start(tmp_path, "exit-on-term")
-    cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+    argv = procs.cmdline(proc.pid)
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=10)
-    assert cmdline[0] == sys.executable.encode()
+    assert argv[0] == sys.executable
 
 
 def test_term_then_quit_after_the_stop_timeout(tmp_path):

@@ -1,7 +1,9 @@
-"""Start real redis-server / celery processes for tests, and always stop them.
+"""Process management for the tests and the benchmarks (``bench/``): start real redis-server /
+celery processes and always stop them; find processes, their descendants, their memory and CPU.
 
 Every process runs in its own session so the whole group (a worker's pool children too)
-is signalled on stop; ``stop`` escalates to SIGKILL, so nothing outlives a failed test.
+is signalled on stop; ``stop`` escalates to SIGKILL, so nothing outlives a failed test or run.
+Process trees, memory and CPU are read from /proc (Linux).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import time
 from pathlib import Path
 
 VENV_BIN = Path(sys.executable).parent
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -110,3 +113,67 @@ def wait_for_workers(app, names: list[str], timeout: float = 60.0) -> None:
             return
         time.sleep(0.3)
     raise TimeoutError(f"workers {sorted(wanted - seen)} did not answer ping within {timeout}s")
+
+
+def pids_matching(pattern: str, timeout: float | None = None) -> list[int]:
+    """PIDs whose full command line matches the regular expression ``pattern`` (``pgrep -f``).
+    Raises ``OSError`` when pgrep cannot run, ``subprocess.TimeoutExpired`` after ``timeout``."""
+    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True, timeout=timeout).stdout
+    return [int(pid) for pid in out.split()]
+
+
+def cmdline(pid: int) -> list[str]:
+    """The argument vector a process was started with."""
+    raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    return [os.fsdecode(arg) for arg in raw.split(b"\0")[:-1]]
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of a process (of all its threads); none once it has gone."""
+    out = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            out += [int(c) for c in (task / "children").read_text().split()]
+    except OSError:
+        pass
+    return out
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` first, then every live descendant, depth first."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children(p)
+    return out
+
+
+def rss_kib_of(pid: int) -> int:
+    """Resident memory of one process (KiB, ``VmRSS``); 0 once it has gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def rss_kib(pid: int) -> dict:
+    """Resident memory of a process and all its descendants (KiB)."""
+    main = rss_kib_of(pid)
+    child_rss = [rss_kib_of(c) for c in descendants(pid)[1:]]
+    return {"main_kib": main, "children_kib": child_rss, "total_kib": main + sum(child_rss)}
+
+
+def cpu_s(pid: int, tree: bool = True) -> float:
+    """User + system CPU seconds of a process (and its live descendants)."""
+    total = 0
+    for p in descendants(pid) if tree else [pid]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / _CLOCK_TICKS
