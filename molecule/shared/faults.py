@@ -265,7 +265,7 @@ def worker_oom(f: Fleet) -> dict:
 
 
 def network_partition(f: Fleet, seconds: int = 30) -> dict:
-    broker = "10.77.0.10"
+    broker = private_address("broker")
     since = f.run("worker1", "date +%s").stdout.strip()
     f.run("worker1", "nft add table inet kitfault;"
           " nft add chain inet kitfault out '{ type filter hook output priority 0; }';"
@@ -499,12 +499,19 @@ def commit_ran() -> str:
     return f"{head}-dirty" if changed else head
 
 
-def worker_hosts() -> list[str]:
-    """The hosts the default scenario boots in the celery_workers group (molecule.yml is the topology)."""
-    import yaml  # the venv has it (Molecule and Ansible need it)
+SCENARIO = REPO / "molecule" / "default" / "molecule.yml"   # the lab's topology
 
-    platforms = yaml.safe_load((REPO / "molecule" / "default" / "molecule.yml").read_text())["platforms"]
+
+def worker_hosts() -> list[str]:
+    """The hosts the default scenario boots in the celery_workers group."""
+    platforms = yaml.safe_load(SCENARIO.read_text())["platforms"]
     return [p["name"] for p in platforms if "celery_workers" in p.get("groups", [])]
+
+
+def private_address(host: str) -> str:
+    """The address ``host`` has on the lab's private network."""
+    host_vars = yaml.safe_load(SCENARIO.read_text())["provisioner"]["inventory"]["host_vars"]
+    return host_vars[host]["lab_private_address"]
 
 
 def ledgers(f: Fleet) -> list[dict]:
