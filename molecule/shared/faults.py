@@ -55,13 +55,16 @@ LOAD_MARK = "kit-fault-load"   # in the load generator's argv, so a leftover one
 CELERY_MAIN = "$(pgrep -P $(systemctl show -p MainPID --value celery-worker@{instance}) -f celery)"
 
 GENERATOR = r'''
-import json, os, random, sys, time
+import json, os, queue, random, sys, threading, time
 from app.celery import app
 name, count, rate, n_long = sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
 long_every = int(sys.argv[6]) if len(sys.argv) > 6 else 0   # then one 20-60 s long task every N
-# Requests from the driver, one per line, appended to this file while the load runs:
+# Started with `python -c`, the driver's requests arrive on stdin, one per line (with `python -`,
+# stdin held this script and is at its end):
 #   "long SECONDS SUFFIX": publish a long task now, id NAME-SUFFIX;   "stop": end the load here.
-commands, seen, next_look = f"{WORK}/commands-{name}", 0, 0.0
+# Progress goes to stdout: "published N" every 20 tasks.
+requests = queue.Queue()
+threading.Thread(target=lambda: [requests.put(line.split()) for line in sys.stdin], daemon=True).start()
 rng = random.Random(name)
 out = open(f"{WORK}/published-{name}.jsonl", "a")
 
@@ -77,26 +80,21 @@ def publish(task_id, queue, kwargs):
             time.sleep(0.5)
     out.write(json.dumps({"id": task_id, "queue": queue, "t": time.time()}) + "\n")
     out.flush()   # in the file before the next publish: a generator killed at the end loses no id
+    global published
+    published += 1
+    if published % 20 == 0:
+        print(f"published {published}", flush=True)
 
 t0, paced, published, i = time.time(), 0, 0, 0
-while i < count + n_long:
-    if time.time() >= next_look:   # the driver's requests, twice a second
-        next_look = time.time() + 0.5
-        try:
-            with open(commands) as cf:
-                cf.seek(seen)
-                text = cf.read()
-        except FileNotFoundError:
-            text = ""
-        text = text[:text.rfind("\n") + 1]   # whole lines only
-        seen += len(text)
-        words = [line.split() for line in text.splitlines() if line.strip()]
-        for w in words:
-            if w[0] == "long":
-                publish(f"{name}-{w[2]}", "long", {"seconds": float(w[1])})
-                published += 1
-        if any(w[0] == "stop" for w in words):
-            break
+stop = False
+while i < count + n_long and not stop:
+    while not requests.empty():
+        w = requests.get_nowait()
+        if w and w[0] == "long":
+            publish(f"{name}-{w[2]}", "long", {"seconds": float(w[1])})
+        stop = stop or w == ["stop"]
+    if stop:
+        break
     if i < n_long:
         queue, kwargs = "long", {"seconds": rng.uniform(20, 40)}
     elif long_every and i % long_every == 0:
@@ -104,7 +102,6 @@ while i < count + n_long:
     else:
         queue, kwargs = ("high" if i % 2 else "default"), {"seconds": 0}
     publish(f"{name}-{i:05d}", queue, kwargs)
-    published += 1
     if i % 50 == 0:
         os.fsync(out.fileno())
     i += 1
@@ -160,13 +157,16 @@ class Fleet:
             raise RuntimeError(f"{host}: {command!r} exited {proc.returncode}: {proc.stderr.strip()[-800:]}")
         return proc
 
-    def start(self, host: str, command: str, stdin: str | None = None) -> subprocess.Popen:
+    def start(self, host: str, command: str, stdin: str | None = None, keep_stdin: bool = False) -> subprocess.Popen:
+        """``command`` running on ``host``; ``stdin`` written to it, then its stdin closed unless
+        ``keep_stdin`` (to write more while it runs)."""
         proc = subprocess.Popen(self._argv(host, f"sudo sh -c {shlex.quote(command)}"), stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
         if stdin is not None:
             proc.stdin.write(stdin)
-        proc.stdin.close()
-        proc.stdin = None   # communicate() must not touch it again
+        if not keep_stdin:
+            proc.stdin.close()
+            proc.stdin = None   # communicate() must not touch it again
         return proc
 
     def wait_ssh(self, host: str, timeout: float = 900) -> None:
@@ -527,10 +527,51 @@ def ledgers(f: Fleet) -> list[dict]:
 LONG_SECONDS = 30.0
 
 
-def published_since(f: Fleet, tag: str, since: float) -> int:
-    """How many tasks the load generator published at or after ``since`` (its file on control)."""
-    out = f.run("control", f"awk -F'\"t\": ' '$2 + 0 >= {since:.3f}' {WORK}/published-{tag}.jsonl | wc -l").stdout
-    return int(out.strip() or 0)
+class Load:
+    """The steady load of a fault run: the generator on control, driven over its own SSH session
+    (requests on its stdin, progress on its stdout), so that following it costs control no logins."""
+
+    def __init__(self, f: Fleet, tag: str, rate: float):
+        self.f, self.tag, self.log = f, tag, f"{WORK}/generator-{tag}.log"   # stderr to a file: never a full pipe
+        self.progress: list[tuple[float, int]] = [(time.time(), 0)]   # (seen at, on this host's clock; count)
+        self.proc = f.start("control", f"mkdir -p {WORK}; {EXEC} {PYTHON} -c {shlex.quote(GENERATOR)} {LOAD_MARK}"
+                                       f" {tag} 1000000000 {rate} 0 2>>{self.log}", keep_stdin=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            if line.startswith("published "):
+                self.progress.append((time.time(), int(line.split()[1])))
+
+    def check(self) -> None:
+        if self.proc.poll() is not None:
+            tail = self.f.run("control", f"tail -c 2000 {self.log}", check=False).stdout
+            raise RuntimeError(f"the load generator exited {self.proc.returncode}: {tail}")
+
+    def request(self, words: str) -> None:
+        self.proc.stdin.write(words + "\n")
+        self.proc.stdin.flush()
+
+    def published_since(self, t: float) -> int:
+        """Tasks published since ``t`` (to within the 20 of a progress line)."""
+        before = max((n for seen, n in self.progress if seen <= t), default=0)
+        return self.progress[-1][1] - before
+
+    def stop(self) -> None:
+        """Ends the load; the published file on control is complete afterwards."""
+        try:
+            self.request("stop")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=300)
+        except (OSError, subprocess.TimeoutExpired):
+            self.f.run("control", f"pkill -f '[{LOAD_MARK[0]}]{LOAD_MARK[1:]}'", check=False)
+            self.proc.wait(timeout=60)
+        self.reader.join(timeout=30)
+
+    def published(self) -> list[dict]:
+        return [json.loads(line) for line in
+                self.f.run("control", f"cat {WORK}/published-{self.tag}.jsonl").stdout.splitlines() if line.strip()]
 
 
 def drain(f: Fleet, want: set[str], prefix: str, limit: float, idle: float | None = 45) -> list[dict]:
@@ -547,35 +588,31 @@ def drain(f: Fleet, want: set[str], prefix: str, limit: float, idle: float | Non
         time.sleep(5)
 
 
-def fault_windows(f: Fleet, names: list[str], tag: str, count: int, generator_check) -> list[dict]:
-    """Inject the faults of ``names`` one after the other into the running load ``tag``; returns
-    their windows (see ``run_schedule``)."""
+def fault_windows(f: Fleet, names: list[str], load: Load, count: int) -> list[dict]:
+    """Inject the faults of ``names`` one after the other into the running ``load``; returns their
+    windows (see ``run_schedule``)."""
     windows: list[dict] = []
-    prefix = f"{tag}-"
     start = 0.0
     for n, name in enumerate(names):
         inject, what = FAULTS[name][:2]
         started = time.monotonic()
         long_id = f"long-{n:02d}"
-        f.run("control", f"echo long {LONG_SECONDS:g} {long_id} >> {WORK}/commands-{tag}")
+        load.request(f"long {LONG_SECONDS:g} {long_id}")
         # Under TCG the generator's start-up alone can take a minute; after a worker host's
         # restart the long instance takes a while to consume again.
         deadline = time.monotonic() + 300
-        while not f.delivered_unacked(prefix + long_id):
-            generator_check()
+        while not f.delivered_unacked(f"{load.tag}-{long_id}"):
+            load.check()
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{name}: the long task {prefix + long_id} did not start within 300 s")
+                raise RuntimeError(f"{name}: the long task {load.tag}-{long_id} did not start within 300 s")
             time.sleep(2)
         time.sleep(3)   # some instant tasks in flight as well
         fault_at = time.time()
         detail = inject(f)
         healed_at = time.time()
-        # Each look is an SSH login on control, whose CPU the load needs: sleep for about what is
-        # left at the rate seen so far.
-        while (n := published_since(f, tag, fault_at)) < count:
-            generator_check()
-            seen = n / max(1.0, time.time() - fault_at)
-            time.sleep(min(60.0, max(3.0, (count - n) / seen)) if n else 10.0)
+        while load.published_since(fault_at) < count:
+            load.check()
+            time.sleep(2)
         end = time.time()
         windows.append({"fault": name, "what": what, "start": start, "fault_at": fault_at,
                         "healed_at": healed_at, "end": end, "detail": detail,
@@ -604,28 +641,12 @@ def run_schedule(f: Fleet, names: list[str], count: int, rate: float, drain_s: f
     published: list[dict] = []
     done: list[dict] = []
     if ledger_faults:
-        log = f"{WORK}/generator-{tag}.log"   # a file, not a pipe: a full pipe would stall the load
-
-        def generator_check() -> None:
-            if gen.poll() is not None:
-                tail = f.run("control", f"tail -c 2000 {log}", check=False).stdout
-                raise RuntimeError(f"the load generator exited {gen.returncode}: {tail}")
-
-        gen = f.start("control", f"mkdir -p {WORK}; {EXEC} {PYTHON} - {LOAD_MARK} {tag} 1000000000 {rate} 0"
-                                 f" 2>>{log}", stdin=GENERATOR)
+        load = Load(f, tag, rate)
         try:
-            windows = fault_windows(f, ledger_faults, tag, count, generator_check)
+            windows = fault_windows(f, ledger_faults, load, count)
         finally:   # stopped on any way out: no load left running on control
-            f.run("control", f"echo stop >> {WORK}/commands-{tag}", check=False)
-            try:
-                gen.communicate(timeout=300)
-            except subprocess.TimeoutExpired:
-                f.run("control", f"pkill -f '[{LOAD_MARK[0]}]{LOAD_MARK[1:]}'", check=False)
-                gen.communicate(timeout=60)
-        if gen.returncode != 0:
-            generator_check()
-        published = [json.loads(line) for line in
-                     f.run("control", f"cat {WORK}/published-{tag}.jsonl").stdout.splitlines() if line.strip()]
+            load.stop()
+        published = load.published()
 
     beat: dict = {}
     beat_thread = None
