@@ -7,7 +7,7 @@ records each task id only after ``apply_async`` returned (``published-*.jsonl`` 
 task appends its id to an fsynced ledger on its worker's disk when it completes
 (``app.tasks.probe``). The faults run one after the other, each in a window of the load: it is
 injected while a 30 s ``long`` task it asked the generator for runs, and its window closes once
-``--tasks`` tasks were published since the fault and the fault has healed. Every task counts for
+``--tasks`` tasks were published in it and a tenth of that since the fault healed. Every task counts for
 the window it was published in. After the last window the ledgers are collected and compared:
 
 - lost: published, never completed (a task moved to the dead-letter list on purpose is counted
@@ -481,8 +481,13 @@ FAULTS = {
                       "lock expires (CELERY_BEAT_LOCK_TIMEOUT) and it takes over from the shared schedule state",
                       "second beat's log: nothing until 'beat: Acquired lock'; one run per interval throughout"),
 }
-# Not in the default run (make test's): what each costs. `--only all` or naming them runs them.
-ON_DEMAND = {"redis_password_rotation": "runs the kit's playbooks four times, about 22 min under emulation"}
+# The default run (make test's side effect): one of each kind the fleet meets in routine operation.
+# Every redis.conf change restarts Redis; a release or a config change restarts a host's instances,
+# whose running long task must finish the warm way; a kernel update reboots a worker host, whose
+# every instance must run again. Each window holds at least 1,000 tasks, which take the lab under
+# emulation minutes to publish and run: `--only all` runs every fault, several times as long (each
+# fault's wall_s is in faults.json); the password rotation alone runs four playbooks.
+DEFAULT_FAULTS = ("redis_restart", "workers_restart", "worker_reboot")
 # Losses the kit documents rather than prevents.
 MAY_LOSE = {"redis_kill9_everysec": "Redis documents up to one second of writes lost with appendfsync everysec"}
 
@@ -610,7 +615,8 @@ def fault_windows(f: Fleet, names: list[str], load: Load, count: int) -> list[di
         fault_at = time.time()
         detail = inject(f)
         healed_at = time.time()
-        while load.published_since(fault_at) < count:
+        # The window holds `count` tasks and goes on for a tenth of that after the fault has healed.
+        while load.published_since(start) < count or load.published_since(healed_at) < count // 10:
             load.check()
             time.sleep(2)
         end = time.time()
@@ -629,11 +635,11 @@ def run_schedule(f: Fleet, names: list[str], count: int, rate: float, drain_s: f
 
     The load generator runs from before the first fault to after the last. Each fault gets a window
     of the load: it starts where the previous one ended, holds the fault (injected once a ``long``
-    task it asked for runs) and closes when ``count`` tasks were published since the fault and not
-    before the fault has healed. Every published task belongs to exactly one window by its publish
+    task it asked for runs) and closes once ``count`` tasks were published in it and a tenth of that
+    since the fault healed. Every published task belongs to exactly one window by its publish
     time, and is counted for that fault. The ledgers are collected once, after the last window; the
-    late messages are aged then (see the module's docstring). ``beat_takeover`` powers off control,
-    where the generator runs: it runs after the load, while the last completions drain."""
+    late messages are aged then (see the module's docstring). ``beat_takeover``, which needs no load
+    and powers off control (the generator's host), runs after all that."""
     tag = f"load-{run_id}"
     prefix = f"{tag}-"
     ledger_faults = [n for n in names if n != "beat_takeover"]
@@ -647,16 +653,6 @@ def run_schedule(f: Fleet, names: list[str], count: int, rate: float, drain_s: f
         finally:   # stopped on any way out: no load left running on control
             load.stop()
         published = load.published()
-
-    beat: dict = {}
-    beat_thread = None
-    if "beat_takeover" in names:
-        def take_over() -> None:
-            started = time.monotonic()
-            beat.update(beat_takeover(f))
-            beat["wall_s"] = round(time.monotonic() - started, 1)
-        beat_thread = threading.Thread(target=take_over, daemon=True)
-        beat_thread.start()
 
     aged: list[str] = []
     completion_times: list[float] = []
@@ -701,11 +697,9 @@ def run_schedule(f: Fleet, names: list[str], count: int, rate: float, drain_s: f
             "fault_s": round(w["healed_at"] - w["fault_at"], 1),
             "may_lose": MAY_LOSE.get(w["fault"]), "wall_s": w["wall_s"], **w["detail"],
         })
-    if beat_thread is not None:
-        beat_thread.join(timeout=1800)
-        if not beat:
-            raise RuntimeError("beat_takeover did not finish")
-        results.append(beat)
+    if "beat_takeover" in names:   # last: it powers off control, which holds a worker's ledger too
+        started = time.monotonic()
+        results.append(beat_takeover(f) | {"wall_s": round(time.monotonic() - started, 1)})
     return results
 
 
@@ -726,9 +720,10 @@ def markdown(record: dict) -> str:
     """The operator's table, generated from the results record."""
     lines = ["<!-- generated by molecule/shared/faults.py from faults.json; do not edit -->",
              "Measured by `python molecule/shared/faults.py`: one steady load of instant tasks at R/s under all the "
-             "faults of a run, one after the other. Each fault hits while a 30 s `long` task runs, and its window "
-             "holds at least N tasks published from the fault on; a task counts for the window it was published "
-             "in. Each row names the commit and the load it ran with.",
+             "faults of a run, one after the other. Each fault hits while a 30 s `long` task runs; its window "
+             "starts where the previous one ended, holds at least N tasks and goes on for N/10 after the fault "
+             "healed; a task counts for the window it was published in. Each row names the commit and the load "
+             "it ran with.",
              "",
              "| fault | what happens | what the operator sees | published | completed | lost "
              "| late (visibility timeout) | duplicates | recovery (s) | commit, N at R/s |",
@@ -745,10 +740,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lab", required=True, help="lab name (make lab: lab; Molecule: mol-<scenario>)")
     ap.add_argument("--out", type=Path, default=REPO / "molecule" / "results" / "faults.json")
-    ap.add_argument("--only", default="",
-                    help="comma-separated fault names, or 'all' (default: every fault but "
-                         + ", ".join(ON_DEMAND) + ")")
-    ap.add_argument("--tasks", type=int, default=1000, help="tasks published per fault, from the fault on")
+    ap.add_argument("--only", default=",".join(DEFAULT_FAULTS),
+                    help="comma-separated fault names, or 'all' (default: %(default)s)")
+    ap.add_argument("--tasks", type=int, default=1000, help="tasks published in each fault's window")
     ap.add_argument("--rate", type=float, default=15.0, help="instant tasks per second")
     ap.add_argument("--drain", type=float, default=300.0, help="seconds to wait for completions")
     ap.add_argument("--inventory", action="append", default=[],
@@ -758,7 +752,7 @@ def main() -> int:
     if args.only == "all":
         names = list(FAULTS)
     else:
-        names = [n for n in args.only.split(",") if n] or [n for n in FAULTS if n not in ON_DEMAND]
+        names = [n for n in args.only.split(",") if n]
     unknown = [n for n in names if n not in FAULTS]
     if unknown:
         ap.error(f"unknown fault(s) {unknown}; known: {', '.join(FAULTS)}")
