@@ -558,10 +558,12 @@ class Load:
         self.proc.stdin.write(words + "\n")
         self.proc.stdin.flush()
 
+    def count_at(self, t: float) -> int:
+        """How many tasks the generator had reported published at ``t`` (a multiple of 20)."""
+        return max((n for seen, n in self.progress if seen <= t), default=0)
+
     def published_since(self, t: float) -> int:
-        """Tasks published since ``t`` (to within the 20 of a progress line)."""
-        before = max((n for seen, n in self.progress if seen <= t), default=0)
-        return self.progress[-1][1] - before
+        return self.progress[-1][1] - self.count_at(t)
 
     def stop(self) -> None:
         """Ends the load; the published file on control is complete afterwards."""
@@ -620,13 +622,15 @@ def fault_windows(f: Fleet, names: list[str], load: Load, count: int) -> list[di
             load.check()
             time.sleep(2)
         end = time.time()
+        # The window's tasks by their place in the published file (which is in publishing order).
         windows.append({"fault": name, "what": what, "start": start, "fault_at": fault_at,
                         "healed_at": healed_at, "end": end, "detail": detail,
+                        "first": load.count_at(start), "last": load.count_at(end),
                         "wall_s": round(time.monotonic() - started, 1)})
         print(json.dumps({"fault": name, "fault_s": round(healed_at - fault_at, 1),
                           "window_s": round(end - fault_at, 1)}), flush=True)
         start = end
-    windows[-1]["end"] = float("inf")   # what is published until the generator stops is the last one's
+    windows[-1]["last"] = None   # what is published until the generator stops is the last one's
     return windows
 
 
@@ -636,8 +640,8 @@ def run_schedule(f: Fleet, names: list[str], count: int, rate: float, drain_s: f
     The load generator runs from before the first fault to after the last. Each fault gets a window
     of the load: it starts where the previous one ended, holds the fault (injected once a ``long``
     task it asked for runs) and closes once ``count`` tasks were published in it and a tenth of that
-    since the fault healed. Every published task belongs to exactly one window by its publish
-    time, and is counted for that fault. The ledgers are collected once, after the last window; the
+    since the fault healed. Every published task belongs to exactly one window, by its place in
+    the publishing order, and is counted for that fault. The ledgers are collected once, after the last window; the
     late messages are aged then (see the module's docstring). ``beat_takeover``, which needs no load
     and powers off control (the generator's host), runs after all that."""
     tag = f"load-{run_id}"
@@ -681,8 +685,8 @@ def run_schedule(f: Fleet, names: list[str], count: int, rate: float, drain_s: f
     counts = Counter(r["id"] for r in done)
     redelivered = {r["id"] for r in done if r.get("redelivered")}
     for w in windows:
-        ids = {p["id"] for p in published if w["start"] <= p["t"] < w["end"]}
-        end = w["end"] if w["end"] != float("inf") else max([w["fault_at"]] + completion_times)
+        ids = {p["id"] for p in published[w["first"]:w["last"]]}
+        end = w["end"] if w["last"] is not None else max([w["fault_at"], w["end"]] + completion_times)
         times = [w["fault_at"]] + [t for t in completion_times if w["fault_at"] <= t <= end] + [end]
         lost = sorted(i for i in ids if i not in counts)
         duplicates = {i: counts[i] for i in sorted(ids) if counts[i] > 1}
