@@ -686,8 +686,8 @@ def run_schedule(f: Fleet, names: list[str], count: int, rate: float, drain_s: f
     redelivered = {r["id"] for r in done if r.get("redelivered")}
     for w in windows:
         ids = {p["id"] for p in published[w["first"]:w["last"]]}
-        end = w["end"] if w["last"] is not None else max([w["fault_at"], w["end"]] + completion_times)
-        times = [w["fault_at"]] + [t for t in completion_times if w["fault_at"] <= t <= end] + [end]
+        # Up to when the window closed (the last one's too: the drain after the load is no stall).
+        times = [w["fault_at"]] + [t for t in completion_times if w["fault_at"] <= t <= w["end"]] + [w["end"]]
         lost = sorted(i for i in ids if i not in counts)
         duplicates = {i: counts[i] for i in sorted(ids) if counts[i] > 1}
         results.append({
