@@ -51,6 +51,7 @@ PYTHON = "/opt/celery/current/venv/bin/python"
 LEDGER_GLOB = "/var/lib/celery/worker-*/ledger.jsonl"
 WORK = "/var/tmp/kit-faults"
 LOAD_MARK = "kit-fault-load"   # in the load generator's argv, so a leftover one can be found
+KILL_LOAD = f"pkill -f '[{LOAD_MARK[0]}]{LOAD_MARK[1:]}'"   # the pattern does not match the pkill itself
 # The Celery main process of an instance: the child of the unit's main process (celery-kit-exec).
 CELERY_MAIN = "$(pgrep -P $(systemctl show -p MainPID --value celery-worker@{instance}) -f celery)"
 
@@ -572,7 +573,7 @@ class Load:
             self.proc.stdin.close()
             self.proc.wait(timeout=300)
         except (OSError, subprocess.TimeoutExpired):
-            self.f.run("control", f"pkill -f '[{LOAD_MARK[0]}]{LOAD_MARK[1:]}'", check=False)
+            self.f.run("control", KILL_LOAD, check=False)
             self.proc.wait(timeout=60)
         self.reader.join(timeout=30)
 
@@ -752,6 +753,9 @@ def main() -> int:
     ap.add_argument("--inventory", action="append", default=[],
                     help="the lab's inventory (Molecule's); needed by the faults that run playbooks")
     args = ap.parse_args()
+    if args.tasks < 1 or args.rate <= 0 or args.drain <= 0:
+        ap.error(f"--tasks must be at least 1 (got {args.tasks}), --rate and --drain above 0 "
+                 f"(got {args.rate:g}, {args.drain:g})")
     INVENTORIES[:] = args.inventory
     if args.only == "all":
         names = list(FAULTS)
@@ -761,7 +765,7 @@ def main() -> int:
     if unknown:
         ap.error(f"unknown fault(s) {unknown}; known: {', '.join(FAULTS)}")
     f = Fleet(args.lab)
-    f.run("control", f"pkill -f '[{LOAD_MARK[0]}]{LOAD_MARK[1:]}'; rm -rf {WORK}; mkdir -p {WORK}")
+    f.run("control", f"{KILL_LOAD}; rm -rf {WORK}; mkdir -p {WORK}")
     commit = commit_ran()
     started = time.monotonic()
     results = run_schedule(f, names, args.tasks, args.rate, args.drain, time.strftime("%H%M%S"))

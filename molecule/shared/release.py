@@ -46,7 +46,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import labtest  # noqa: E402
-from faults import EXEC, GENERATOR, LOAD_MARK, PYTHON, REPO, WORK, Fleet, commit_ran, ledgers  # noqa: E402
+from faults import EXEC, GENERATOR, KILL_LOAD, LOAD_MARK, PYTHON, REPO, WORK, Fleet, commit_ran, ledgers  # noqa: E402
 
 CELERY_HOSTS = ("worker1", "worker2", "control")
 LOG_DIR = REPO / ".cache" / "lab" / "release"
@@ -305,7 +305,7 @@ def main() -> int:
     queues = args.queues.split(",")
     commit = commit_ran()
     tag = f"release-{time.strftime('%H%M%S')}"
-    f.run("control", f"pkill -f '[{LOAD_MARK[0]}]{LOAD_MARK[1:]}'; pkill -f '[{SAMPLE_MARK[0]}]{SAMPLE_MARK[1:]}';"
+    f.run("control", f"{KILL_LOAD}; pkill -f '[{SAMPLE_MARK[0]}]{SAMPLE_MARK[1:]}';"
           f" rm -rf {WORK}; mkdir -p {WORK}")
     first = lab.current()
     tunnel = BrokerTunnel(f)
@@ -367,7 +367,7 @@ def main() -> int:
             steps["unready"]["names_instance"] = "fast" in steps["unready"]["error"]
     t_end = time.time()
     time.sleep(5)
-    f.run("control", f"pkill -f '[{LOAD_MARK[0]}]{LOAD_MARK[1:]}'", check=False)
+    f.run("control", KILL_LOAD, check=False)
     gen.communicate(timeout=60)
     for sampler in samplers:
         sampler.terminate()
