@@ -68,6 +68,8 @@ requests = queue.Queue()
 threading.Thread(target=lambda: [requests.put(line.split()) for line in sys.stdin], daemon=True).start()
 rng = random.Random(name)
 out = open(f"{WORK}/published-{name}.jsonl", "a")
+recorded = threading.Lock()
+published = 0
 
 def publish(task_id, queue, kwargs):
     while True:   # a failed publish is retried with the same id: a message published twice
@@ -79,32 +81,45 @@ def publish(task_id, queue, kwargs):
         except Exception as exc:
             print(f"publish {task_id}: {exc!r}", file=sys.stderr, flush=True)
             time.sleep(0.5)
-    out.write(json.dumps({"id": task_id, "queue": queue, "t": time.time()}) + "\n")
-    out.flush()   # in the file before the next publish: a generator killed at the end loses no id
     global published
-    published += 1
-    if published % 20 == 0:
-        print(f"published {published}", flush=True)
+    with recorded:   # recorded only after apply_async returned, in the order they returned
+        out.write(json.dumps({"id": task_id, "queue": queue, "t": time.time()}) + "\n")
+        out.flush()   # in the file before the next publish: a generator killed at the end loses no id
+        published += 1
+        if published % 50 == 0:
+            os.fsync(out.fileno())
+        if published % 20 == 0:
+            print(f"published {published}", flush=True)
 
-t0, paced, published, i = time.time(), 0, 0, 0
+# A publish is a few round trips to the broker: one publisher under emulation manages about
+# 10 a second (most of it waiting), so PUBLISHERS threads take the paced tasks in turn.
+PUBLISHERS = 3
+todo = queue.Queue(maxsize=PUBLISHERS)
+
+def publisher():
+    while (job := todo.get()) is not None:
+        publish(*job)
+
+threads = [threading.Thread(target=publisher) for _ in range(PUBLISHERS)]
+for thread in threads:
+    thread.start()
+t0, paced, i = time.time(), 0, 0
 stop = False
 while i < count + n_long and not stop:
     while not requests.empty():
         w = requests.get_nowait()
         if w and w[0] == "long":
-            publish(f"{name}-{w[2]}", "long", {"seconds": float(w[1])})
+            todo.put((f"{name}-{w[2]}", "long", {"seconds": float(w[1])}))
         stop = stop or w == ["stop"]
     if stop:
         break
     if i < n_long:
-        queue, kwargs = "long", {"seconds": rng.uniform(20, 40)}
+        queue_name, kwargs = "long", {"seconds": rng.uniform(20, 40)}
     elif long_every and i % long_every == 0:
-        queue, kwargs = "long", {"seconds": rng.uniform(20, 60)}
+        queue_name, kwargs = "long", {"seconds": rng.uniform(20, 60)}
     else:
-        queue, kwargs = ("high" if i % 2 else "default"), {"seconds": 0}
-    publish(f"{name}-{i:05d}", queue, kwargs)
-    if i % 50 == 0:
-        os.fsync(out.fileno())
+        queue_name, kwargs = ("high" if i % 2 else "default"), {"seconds": 0}
+    todo.put((f"{name}-{i:05d}", queue_name, kwargs))
     i += 1
     if i > n_long:
         paced += 1
@@ -112,6 +127,10 @@ while i < count + n_long and not stop:
         if behind > 2:   # after a stall (the broker away) go on at the rate, not in a burst
             t0 += behind
         time.sleep(max(0.0, t0 + paced / rate - time.time()))
+for thread in threads:
+    todo.put(None)
+for thread in threads:
+    thread.join()
 out.flush(); os.fsync(out.fileno())
 print(json.dumps({"published": published, "seconds": time.time() - t0}))
 '''.replace("{WORK}", WORK)
