@@ -104,6 +104,14 @@ def render(role_dir: Path) -> str:
               "the defaults are in [`defaults/main.yml`](defaults/main.yml). *unset*: no default; the",
               "description says what applies then. A variable name as a key's default: an entry without",
               "that key takes the value of that role variable."]
+    # An entry point that takes main's options (a YAML alias) gets one line, not a second table.
+    shared = [entry for entry, body in spec.items()
+              if entry != "main" and "main" in spec and body.get("options") == spec["main"].get("options")]
+    for entry in shared:
+        summary = spec[entry].get("short_description")
+        line = f"Entry point `{entry}` (`tasks_from: {entry}`) takes the same variables."
+        lines += ["", _cell(f"{line} {summary}." if summary else line)]
+    spec = {entry: body for entry, body in spec.items() if entry not in shared}
     for entry, body in spec.items():
         title = "Variables" if entry == "main" and len(spec) == 1 else f"Entry point `{entry}`"
         lines += ["", f"## {title}", ""]

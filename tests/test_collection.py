@@ -50,7 +50,7 @@ PREFLIGHT = """\
     - name: Preflight for Redis
       ansible.builtin.include_role:
         name: celery_kit.deploy.celery_redis
-        tasks_from: preflight.yml
+        tasks_from: preflight
       when: inventory_hostname in groups['redis']
 
     - name: Preflight for the Celery hosts
@@ -59,25 +59,25 @@ PREFLIGHT = """\
         - name: Preflight for the common base
           ansible.builtin.include_role:
             name: celery_kit.deploy.celery_common
-            tasks_from: preflight.yml
+            tasks_from: preflight
             public: true
         - name: Preflight for supervisor
           ansible.builtin.include_role:
             name: celery_kit.deploy.celery_supervisor
-            tasks_from: preflight.yml
+            tasks_from: preflight
             public: true
         - name: Preflight for workers
           ansible.builtin.include_role:
             name: celery_kit.deploy.celery_worker
-            tasks_from: preflight.yml
+            tasks_from: preflight
         - name: Preflight for beat
           ansible.builtin.include_role:
             name: celery_kit.deploy.celery_beat
-            tasks_from: preflight.yml
+            tasks_from: preflight
         - name: Preflight for Flower
           ansible.builtin.include_role:
             name: celery_kit.deploy.celery_flower
-            tasks_from: preflight.yml
+            tasks_from: preflight
 """
 
 

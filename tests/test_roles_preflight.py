@@ -225,18 +225,35 @@ CASES = {
         "celery_redis_exporter_user: celery is already a user of this Redis"),
 }
 
+# One option per role that only its argument spec checks (tasks/preflight.yml has no check of its own
+# for it): site.yml's preflight play reaches each role by `tasks_from: preflight`, and Ansible validates
+# the role's `preflight` entry point first.
+SPEC_CASES = {
+    "celery_redis": "celery_redis_loglevel",
+    "celery_common": "celery_common_install_source",
+    "celery_supervisor": "celery_supervisor_loglevel",
+    "celery_worker": "celery_worker_loglevel",
+    "celery_beat": "celery_beat_loglevel",
+    "celery_flower": "celery_flower_loglevel",
+}
+CASES.update({f"spec-{role}": (dict(overrides={variable: "loud"}), f"value of {variable} must be one of")
+              for role, variable in SPEC_CASES.items()})
+
 
 @pytest.fixture(scope="module")
 def bad_input_runs(request, tmp_path_factory):
     """Every selected case's ansible-playbook run, three at a time (each is a separate process
     spending most of its time starting Ansible; one after the other they took three minutes)."""
     selected = sorted({item.callspec.params["case"] for item in request.session.items
-                       if item.originalname == "test_bad_input_fails_in_preflight_naming_the_variable"})
+                       if item.originalname == "test_bad_input_fails_in_preflight_naming_the_variable"}
+                      | {f"spec-{item.callspec.params['role']}" for item in request.session.items
+                         if item.originalname == "test_preflight_validates_each_role_by_its_entry_point"})
 
     def run(case):
         kwargs, _ = CASES[case]
         return case, _run(tmp_path_factory.mktemp(case), **kwargs)
 
+    tmp_path_factory.getbasetemp()  # made here: three threads making it at once collide
     with ThreadPoolExecutor(3) as pool:
         return dict(pool.map(run, selected))
 
@@ -255,6 +272,16 @@ def test_bad_input_fails_in_preflight_naming_the_variable(bad_input_runs, case):
         if name in values:
             if values[name]:
                 assert values[name] not in output, f"{name} printed"
+
+
+@pytest.mark.parametrize("role", sorted(SPEC_CASES))
+def test_preflight_validates_each_role_by_its_entry_point(bad_input_runs, role):
+    """A value outside the spec's choices fails the role's `preflight` entry point validation."""
+    output = bad_input_runs[f"spec-{role}"].stdout
+    failed_task = output.split("fatal: ")[0].rsplit("TASK [", 1)[-1]
+    assert failed_task.startswith(f"celery_kit.deploy.{role} : Validating arguments against arg spec 'preflight'"), (
+        failed_task[:300], output[-3000:])
+    assert f"value of {SPEC_CASES[role]} must be one of" in output
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["plaintext", "tls"])

@@ -11,9 +11,12 @@ from roles_support import ROLES, ROLES_DIR
 EXPECTED_ROLES = {"celery_beat", "celery_common", "celery_flower", "celery_redis", "celery_supervisor", "celery_worker"}
 
 
+def _entry_points(role: str) -> dict:
+    return yaml.safe_load((ROLES_DIR / role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+
+
 def _spec(role: str) -> dict:
-    data = yaml.safe_load((ROLES_DIR / role / "meta" / "argument_specs.yml").read_text())
-    return data["argument_specs"]["main"]["options"]
+    return _entry_points(role)["main"]["options"]
 
 
 def _defaults(role: str) -> dict:
@@ -36,6 +39,49 @@ def test_spec_and_defaults_list_the_same_variables(role):
         f"only in defaults: {sorted(set(defaults) - set(spec))}, "
         f"only in spec: {sorted(set(spec) - required - set(defaults))}")
     assert not required & set(defaults), f"required options must not have a default: {required & set(defaults)}"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_inputs_are_validated_by_the_entry_points_alone(role):
+    """Ansible validates `main` when the role runs and `preflight` under `tasks_from: preflight`
+    (site.yml's preflight play); both take the same options. No task validates a second time."""
+    specs = _entry_points(role)
+    assert set(specs) == {"main", "preflight"}
+    assert specs["preflight"]["options"] == specs["main"]["options"]
+    assert (ROLES_DIR / role / "tasks" / "preflight.yml").exists()
+    for path in (ROLES_DIR / role / "tasks").glob("*.yml"):
+        assert "validate_argument_spec" not in path.read_text(), path.name
+
+
+def _role_includes(node):
+    """Every include_role/import_role argument dict in a parsed playbook."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key.split(".")[-1] in {"include_role", "import_role"} and isinstance(value, dict):
+                yield value
+            else:
+                yield from _role_includes(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _role_includes(item)
+
+
+def test_playbooks_name_entry_points_as_ansible_looks_them_up():
+    """Ansible picks the entry point by the literal tasks_from value: `tasks_from: preflight.yml` would
+    run the checks of tasks/preflight.yml with no input validated at all."""
+    playbooks = [*ROLES_DIR.parent.glob("*.yml"), *(ROLES_DIR.parent / "playbooks").glob("*.yml"),
+                 *(ROLES_DIR.parents[1] / "molecule").glob("*/*.yml")]
+    checked = 0
+    for path in playbooks:
+        for include in _role_includes(yaml.safe_load(path.read_text())):
+            role, tasks_from = str(include.get("name", "")).split(".")[-1], include.get("tasks_from")
+            if role not in ROLES or not tasks_from:
+                continue
+            entry_points = _entry_points(role)
+            stem = tasks_from.removesuffix(".yml").removesuffix(".yaml")
+            assert stem not in entry_points or tasks_from == stem, f"{path.name}: {role} tasks_from: {tasks_from}"
+            checked += tasks_from in entry_points
+    assert checked >= len(ROLES), "site.yml's preflight play reaches every role by its preflight entry point"
 
 
 @pytest.mark.parametrize("role", ROLES)
