@@ -91,8 +91,8 @@ def publish(task_id, queue, kwargs):
         if published % 20 == 0:
             print(f"published {published}", flush=True)
 
-# A publish is a few round trips to the broker: one publisher under emulation manages about
-# 10 a second (most of it waiting), so PUBLISHERS threads take the paced tasks in turn.
+# A publish is a few round trips to the broker, each a wait under emulation: a few threads take
+# the paced tasks in turn, so one slow reply does not hold the rate back.
 PUBLISHERS = 3
 todo = queue.Queue(maxsize=PUBLISHERS)
 
