@@ -55,18 +55,58 @@ def test_every_role_template_is_shipped():
     assert not outside, f"rendered outside {SHIPPED_DIRS}, so no drift test covers them: {outside}"
 
 
+def _security(unit: Path) -> str:
+    """systemd-analyze reads the unit with its drop-ins from the unit's directory, as systemd reads
+    /etc/systemd/system: celery-.service.d/ (every celery-* unit) and UNIT.d/."""
+    return subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit)],
+                          capture_output=True, text=True, check=True).stdout
+
+
 def _exposure(unit: Path) -> float:
-    out = subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit)],
-                         capture_output=True, text=True, check=True).stdout
+    out = _security(unit)
     match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", out)
     assert match, out
     return float(match.group(1))
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze (systemd >= 252)")
+needs_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze (systemd >= 252)")
+
+
+@needs_analyze
 @pytest.mark.parametrize("unit", UNITS, ids=[u.name for u in UNITS])
 def test_unit_exposure_is_at_most_1_5(unit):
     assert _exposure(unit) <= MAX_EXPOSURE
+
+
+@needs_analyze
+@pytest.mark.parametrize("unit", UNITS, ids=[u.name for u in UNITS])
+def test_the_hardening_is_the_shared_drop_in(unit, tmp_path):
+    """Each unit alone, without celery-.service.d/, scores far above: the hardening is written once,
+    in the drop-in, and the score above is the unit's with its drop-ins."""
+    shutil.copy(unit, tmp_path / unit.name)
+    own = REPO / "systemd" / f"{unit.name}.d"
+    if own.is_dir():
+        shutil.copytree(own, tmp_path / own.name)
+    assert _exposure(tmp_path / unit.name) > MAX_EXPOSURE
+
+
+@needs_analyze
+def test_supervisord_keeps_chown_after_the_shared_filter():
+    """supervisord chowns its socket: its @chown drop-in must come after the shared filter that
+    removes @privileged (drop-ins apply in file-name order), or supervisord cannot start."""
+    out = _security(REPO / "systemd" / "celery-supervisor.service")
+    assert re.search(r"SystemCallFilter=~@privileged .*@privileged is included", out), out
+    worker = _security(REPO / "systemd" / "celery-worker@.service")
+    assert re.search(r"SystemCallFilter=~@privileged .*@privileged is not included", worker), worker
+
+
+def test_no_unit_repeats_the_shared_hardening():
+    shared = (REPO / "systemd" / "celery-.service.d" / "10-hardening.conf").read_text().splitlines()
+    settings = {line for line in shared if "=" in line and not line.startswith("#")}
+    assert len(settings) > 20
+    for unit in UNITS:
+        repeated = settings & set(unit.read_text().splitlines())
+        assert not repeated, f"{unit.name} repeats {sorted(repeated)}"
 
 
 def test_the_score_check_can_fail(tmp_path):
