@@ -69,7 +69,8 @@ def _exposure(unit: Path) -> float:
     return float(match.group(1))
 
 
-needs_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze (systemd >= 252)")
+needs_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
+                                   reason="needs systemd-analyze (systemd >= 252)")
 
 
 @needs_analyze
