@@ -6,6 +6,7 @@ deploy/, and scores every shipped unit with `systemd-analyze security --offline=
 from __future__ import annotations
 
 import filecmp
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -190,3 +191,27 @@ def test_beat_keeps_its_schedule_in_a_state_directory():
     unit = _unit("celery-beat.service")
     assert "StateDirectory=celery-beat" in unit
     assert "--schedule=${STATE_DIRECTORY}/celerybeat-schedule" in unit
+
+
+def _supervisor_command():
+    spec = importlib.util.spec_from_file_location("celery_kit_filters", REPO / "ansible/plugins/filter/celery_kit.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.celery_kit_supervisor_command
+
+
+def test_a_command_is_written_once_and_supervisor_gets_it_resolved():
+    """The service layer writes each command in ExecStart= syntax; a supervisor program must get the
+    same argv: supervisor expands no ${NAME} and no %i, and reads % as its own expansion."""
+    convert = _supervisor_command()
+    env = {"CELERY_APP": "app", "OPTS": "--max-memory-per-child=50% -E", "Q": "a,b"}
+    assert convert("celery -A ${CELERY_APP} worker --hostname=%i@%%h -Q ${Q} $OPTS", env, "fast") == \
+        "celery -A app worker --hostname=fast@%%h -Q a,b --max-memory-per-child=50%% -E"
+    assert convert("x $$HOME ${UNKNOWN} 100%%", env) == "x $HOME ${UNKNOWN} 100%%"
+    # The shipped pair: the beat unit's ExecStart and its program's command run the same program.
+    unit = next(line for line in _unit("celery-beat.service").splitlines() if line.startswith("ExecStart="))
+    program = (REPO / "deploy/etc/celery/supervisor/conf.d/celery-beat.conf").read_text()
+    command = next(line for line in program.splitlines() if line.startswith("command="))
+    resolved = convert(unit.removeprefix("ExecStart="), {"CELERY_APP": "app", "CELERY_BEAT_LOGLEVEL": "INFO",
+                                                         "STATE_DIRECTORY": "/var/lib/celery-beat"})
+    assert command.endswith(" -- " + resolved), (command, resolved)
