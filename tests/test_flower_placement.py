@@ -134,11 +134,12 @@ def runs(tmp_path_factory) -> dict[str, Run]:
 def _common_checks(run: Run) -> None:
     assert run.returncode == 0, run.output[-5000:]
     assert FLOWER_PASSWORD not in run.output, "flower.env's password printed"
-    for task in ("Write Flower's environment file", "Install celery-flower.service",
-                 "Write Flower's supervisor program"):
+    # Flower's own task and the service layer's (celery_common tasks/service.yml) that run it.
+    for task in ("Write Flower's environment file", "Install the unit celery-flower.service",
+                 "Write the supervisor programs"):
         assert task not in run.output, f"{task!r} ran on a host outside flower"
-    stop = run.task("TASK [celery_kit.deploy.celery_flower : Stop and disable Flower here (it runs on node1)]")
-    removal = run.task("TASK [celery_kit.deploy.celery_flower : Remove Flower's files from this host]")
+    stop = run.task("TASK [celery_kit.deploy.celery_common : Stop and disable celery-flower.service]")
+    removal = run.task("TASK [celery_kit.deploy.celery_common : Remove the service's files from this host]")
     for host, config in run.config_dirs.items():
         assert f"changed: [{host}]" in stop, f"{host}: Flower is not stopped:\n{stop}"
         for path in (f"{config}/flower.env", f"{config}/supervisor/conf.d/celery-flower.conf"):

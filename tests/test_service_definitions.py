@@ -6,6 +6,7 @@ deploy/, and scores every shipped unit with `systemd-analyze security --offline=
 from __future__ import annotations
 
 import filecmp
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -55,18 +56,59 @@ def test_every_role_template_is_shipped():
     assert not outside, f"rendered outside {SHIPPED_DIRS}, so no drift test covers them: {outside}"
 
 
+def _security(unit: Path) -> str:
+    """systemd-analyze reads the unit with its drop-ins from the unit's directory, as systemd reads
+    /etc/systemd/system: celery-.service.d/ (every celery-* unit) and UNIT.d/."""
+    return subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit)],
+                          capture_output=True, text=True, check=True).stdout
+
+
 def _exposure(unit: Path) -> float:
-    out = subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit)],
-                         capture_output=True, text=True, check=True).stdout
+    out = _security(unit)
     match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", out)
     assert match, out
     return float(match.group(1))
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze (systemd >= 252)")
+needs_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
+                                   reason="needs systemd-analyze (systemd >= 252)")
+
+
+@needs_analyze
 @pytest.mark.parametrize("unit", UNITS, ids=[u.name for u in UNITS])
 def test_unit_exposure_is_at_most_1_5(unit):
     assert _exposure(unit) <= MAX_EXPOSURE
+
+
+@needs_analyze
+@pytest.mark.parametrize("unit", UNITS, ids=[u.name for u in UNITS])
+def test_the_hardening_is_the_shared_drop_in(unit, tmp_path):
+    """Each unit alone, without celery-.service.d/, scores far above: the hardening is written once,
+    in the drop-in, and the score above is the unit's with its drop-ins."""
+    shutil.copy(unit, tmp_path / unit.name)
+    own = REPO / "systemd" / f"{unit.name}.d"
+    if own.is_dir():
+        shutil.copytree(own, tmp_path / own.name)
+    assert _exposure(tmp_path / unit.name) > MAX_EXPOSURE
+
+
+@needs_analyze
+def test_supervisord_keeps_chown_after_the_shared_filter():
+    """supervisord chowns its socket: its @chown drop-in must come after the shared filter that
+    removes @privileged (drop-ins apply in file-name order), or supervisord cannot start."""
+    out = _security(REPO / "systemd" / "celery-supervisor.service")
+    assert re.search(r"SystemCallFilter=~@privileged .*@privileged is included", out), out
+    worker = _security(REPO / "systemd" / "celery-worker@.service")
+    assert re.search(r"SystemCallFilter=~@privileged .*@privileged is not included", worker), worker
+
+
+def test_no_unit_repeats_the_shared_hardening():
+    shared = (REPO / "systemd" / "celery-.service.d" / "10-hardening.conf").read_text().splitlines()
+    settings = {line for line in shared if "=" in line and not line.startswith("#")}
+    assert len(settings) > 20
+    for unit in UNITS:
+        repeated = settings & set(unit.read_text().splitlines())
+        assert not repeated, f"{unit.name} repeats {sorted(repeated)}"
 
 
 def test_the_score_check_can_fail(tmp_path):
@@ -149,3 +191,27 @@ def test_beat_keeps_its_schedule_in_a_state_directory():
     unit = _unit("celery-beat.service")
     assert "StateDirectory=celery-beat" in unit
     assert "--schedule=${STATE_DIRECTORY}/celerybeat-schedule" in unit
+
+
+def _supervisor_command():
+    spec = importlib.util.spec_from_file_location("celery_kit_filters", REPO / "ansible/plugins/filter/celery_kit.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.celery_kit_supervisor_command
+
+
+def test_a_command_is_written_once_and_supervisor_gets_it_resolved():
+    """The service layer writes each command in ExecStart= syntax; a supervisor program must get the
+    same argv: supervisor expands no ${NAME} and no %i, and reads % as its own expansion."""
+    convert = _supervisor_command()
+    env = {"CELERY_APP": "app", "OPTS": "--max-memory-per-child=50% -E", "Q": "a,b"}
+    assert convert("celery -A ${CELERY_APP} worker --hostname=%i@%%h -Q ${Q} $OPTS", env, "fast") == \
+        "celery -A app worker --hostname=fast@%%h -Q a,b --max-memory-per-child=50%% -E"
+    assert convert("x $$HOME ${UNKNOWN} 100%%", env) == "x $HOME ${UNKNOWN} 100%%"
+    # The shipped pair: the beat unit's ExecStart and its program's command run the same program.
+    unit = next(line for line in _unit("celery-beat.service").splitlines() if line.startswith("ExecStart="))
+    program = (REPO / "deploy/etc/celery/supervisor/conf.d/celery-beat.conf").read_text()
+    command = next(line for line in program.splitlines() if line.startswith("command="))
+    resolved = convert(unit.removeprefix("ExecStart="), {"CELERY_APP": "app", "CELERY_BEAT_LOGLEVEL": "INFO",
+                                                         "STATE_DIRECTORY": "/var/lib/celery-beat"})
+    assert command.endswith(" -- " + resolved), (command, resolved)

@@ -362,6 +362,33 @@ def celery_kit_wheelhouse_problems(wheelhouse, target: dict, host: str = "") -> 
             f"picks each host's)"]
 
 
+_SPECIFIER = re.compile(r"%(.)")
+_VARIABLE = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def celery_kit_supervisor_command(command, environment=None, instance="") -> str:
+    """A systemd command line (ExecStart=, a path with %i) as supervisor's configuration takes it.
+
+    The service layer (celery_common tasks/service.yml) builds each command once, for systemd;
+    supervisor expands neither systemd's specifiers nor environment variables, and reads ``%`` as
+    the start of its own expansions. So: ``%i`` becomes ``instance`` and ``%%`` a percent sign;
+    ``${NAME}`` and ``$NAME`` become the value ``environment`` gives NAME (a name it does not give
+    stays as written) and ``$$`` a dollar sign; then every ``%`` is doubled."""
+    values = {str(k): str(v) for k, v in (environment or {}).items()}
+
+    def specifier(match):
+        return {"%": "%", "i": str(instance)}.get(match.group(1), match.group(0))
+
+    def variable(match):
+        name = match.group(1) or match.group(2)
+        if name is None:
+            return "$"
+        return values.get(name, match.group(0))
+
+    text = _SPECIFIER.sub(specifier, str(command))
+    return _VARIABLE.sub(variable, text).replace("%", "%%")
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -373,4 +400,5 @@ class FilterModule:
             "celery_kit_release_digest": celery_kit_release_digest,
             "celery_kit_wheelhouse_tags": celery_kit_wheelhouse_tags,
             "celery_kit_wheelhouse_problems": celery_kit_wheelhouse_problems,
+            "celery_kit_supervisor_command": celery_kit_supervisor_command,
         }
