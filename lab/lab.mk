@@ -11,7 +11,7 @@ LAB_SCENARIO ?= default
 # What `make test-vm` (and so `make test`) runs, one after the other (`bare`: on demand, see molecule/bare).
 LAB_TEST_SCENARIOS ?= default
 LAB_ACCEL ?= auto
-# Ansible over Mitogen for the lab's playbooks, as in molecule/default/molecule.yml (empty: Ansible's own).
+# Ansible over Mitogen for the lab's playbooks, as in .config/molecule/config.yml (empty: Ansible's own).
 LAB_ANSIBLE_STRATEGY ?= ANSIBLE_STRATEGY_PLUGINS=$(CURDIR)/lab/ansible_plugins/strategy ANSIBLE_STRATEGY=mitogen_linear ANSIBLE_TIMEOUT=60
 export LAB_RELEASE LAB_ACCEL
 

@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
                              "find cached) the image of each and print RELEASE=DIR lines for up's --image-dir")
     parser.add_argument("--name", default=os.environ.get("LAB_NAME", "lab"), help="lab name (default: lab)")
     parser.add_argument("--molecule-file", type=Path, default=DEFAULT_SCENARIO,
-                        help="scenario file describing the machines (default: molecule/default/molecule.yml)")
+                        help="scenario whose configuration, merged over .config/molecule/config.yml, describes the "
+                             "machines (default: molecule/default/molecule.yml, the lab's own topology)")
     parser.add_argument("--image-dir", action="append", default=[], metavar="[RELEASE=]DIR",
                         help="output of lab/build-image.sh (needed by up); once per Debian release the "
                              "scenario's platforms boot (platform key lab_release, default $LAB_RELEASE or bookworm)")
