@@ -15,7 +15,7 @@ LAB_ACCEL ?= auto
 LAB_ANSIBLE_STRATEGY ?= ANSIBLE_STRATEGY_PLUGINS=$(CURDIR)/lab/ansible_plugins/strategy ANSIBLE_STRATEGY=mitogen_linear ANSIBLE_TIMEOUT=60
 export LAB_RELEASE LAB_ACCEL
 
-# chromium: the verify step opens Flower in a headless browser (molecule/default/tests/test_stack.py).
+# chromium: the verify step opens Flower in a headless browser (molecule/default/tests/test_flower_browser.py).
 LAB_APT_PACKAGES := qemu-system-x86 qemu-utils debootstrap e2fsprogs openssh-client iproute2 chromium
 LAB_APT_STAMP := .cache/lab/apt.stamp
 LAB_INVENTORY := .cache/lab/run/$(LAB_NAME)/inventory.yml
