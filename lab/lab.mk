@@ -62,8 +62,8 @@ build/uv: $(VENV_STAMP)
 	install -m 0755 $(BIN)/uv $@
 
 # The lab's own CA and Redis certificate, used when LAB_REDIS_TLS=1 turns Redis' TLS on (a second run
-# changes nothing).
-build/redis-tls/ca.crt: lab/redis-tls-certs.sh | $(APT_STAMP)
+# changes nothing), for the Redis hosts of the lab's topology and their private addresses.
+build/redis-tls/ca.crt: lab/redis-tls-certs.sh .config/molecule/config.yml | $(APT_STAMP) $(VENV_STAMP)
 	lab/redis-tls-certs.sh build/redis-tls
 
 wheelhouse: $(WHEELHOUSE) build/uv ## offline wheels per target Python: build/wheelhouse-cp311.tar (Debian 12), -cp313.tar (Debian 13)

@@ -8,6 +8,7 @@ directories a scenario links, which must then say the same.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -115,3 +116,23 @@ def test_a_scenario_replaces_lists_and_merges_mappings(tmp_path):
     assert topology.base_config(alone) is None
     with pytest.raises(SystemExit, match="lab_private_network must name"):
         topology.load(alone)
+
+
+def test_labctl_prints_the_hosts_and_the_tls_certificate_names_the_redis_hosts(tmp_path, capsys):
+    """`labctl hosts` prints the topology; lab/redis-tls-certs.sh names the Redis hosts and their private
+    addresses from it when given no names (make lab's TLS variant), so the certificate follows the topology."""
+    from labvm import cli
+
+    lab = topology.load(REPO / "molecule" / "default" / "molecule.yml")
+    assert cli.main(["hosts"]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"{m.name} {m.address}" for m in lab.machines]
+    assert cli.main(["hosts", "--group", "redis"]) == 0
+    redis = [m for m in lab.machines if "redis" in m.groups]
+    assert redis and capsys.readouterr().out.splitlines() == [f"{m.name} {m.address}" for m in redis]
+    done = subprocess.run(["bash", str(REPO / "lab" / "redis-tls-certs.sh"), str(tmp_path)], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "LAB_PYTHON": sys.executable})
+    assert done.returncode == 0, done.stderr
+    san = subprocess.run(["openssl", "x509", "-in", str(tmp_path / "redis.crt"), "-noout", "-ext", "subjectAltName"],
+                         capture_output=True, text=True, check=True).stdout
+    wanted = [f"DNS:{m.name}" for m in redis] + [f"IP Address:{m.address}" for m in redis]
+    assert all(w in san for w in wanted) and "IP Address:127.0.0.1" in san, san
