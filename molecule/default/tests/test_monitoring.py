@@ -26,7 +26,7 @@ from stack import REPO, lab_state
 PROMETHEUS = REPO / "monitoring" / "prometheus"
 FOR_LAB = "10s"
 # The instance that is stopped: a worker under systemd, idle during verify, that does not consume
-# `default`, where beat's trace task goes (molecule/shared/tests/test_beat.py times that task's runs).
+# `default`, where beat's trace task goes (molecule/shared/tests/test_stack_beat.py times that task's runs).
 STOPPED_HOST, STOPPED_INSTANCE = "worker2", "bulk"
 # Once, from the Redis host's point of view.
 testinfra_hosts = ["ansible://redis"]
