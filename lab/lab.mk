@@ -11,11 +11,11 @@ LAB_SCENARIO ?= default
 # What `make test-vm` (and so `make test`) runs, one after the other (`bare`: on demand, see molecule/bare).
 LAB_TEST_SCENARIOS ?= default
 LAB_ACCEL ?= auto
-# Ansible over Mitogen for the lab's playbooks, as in molecule/default/molecule.yml (empty: Ansible's own).
+# Ansible over Mitogen for the lab's playbooks, as in .config/molecule/config.yml (empty: Ansible's own).
 LAB_ANSIBLE_STRATEGY ?= ANSIBLE_STRATEGY_PLUGINS=$(CURDIR)/lab/ansible_plugins/strategy ANSIBLE_STRATEGY=mitogen_linear ANSIBLE_TIMEOUT=60
 export LAB_RELEASE LAB_ACCEL
 
-# chromium: the verify step opens Flower in a headless browser (molecule/default/tests/test_stack.py).
+# chromium: the verify step opens Flower in a headless browser (molecule/default/tests/test_flower_browser.py).
 LAB_APT_PACKAGES := qemu-system-x86 qemu-utils debootstrap e2fsprogs openssh-client iproute2 chromium
 LAB_APT_STAMP := .cache/lab/apt.stamp
 LAB_INVENTORY := .cache/lab/run/$(LAB_NAME)/inventory.yml
@@ -62,8 +62,8 @@ build/uv: $(VENV_STAMP)
 	install -m 0755 $(BIN)/uv $@
 
 # The lab's own CA and Redis certificate, used when LAB_REDIS_TLS=1 turns Redis' TLS on (a second run
-# changes nothing).
-build/redis-tls/ca.crt: lab/redis-tls-certs.sh | $(APT_STAMP)
+# changes nothing), for the Redis hosts of the lab's topology and their private addresses.
+build/redis-tls/ca.crt: lab/redis-tls-certs.sh .config/molecule/config.yml | $(APT_STAMP) $(VENV_STAMP)
 	lab/redis-tls-certs.sh build/redis-tls
 
 wheelhouse: $(WHEELHOUSE) build/uv ## offline wheels per target Python: build/wheelhouse-cp311.tar (Debian 12), -cp313.tar (Debian 13)

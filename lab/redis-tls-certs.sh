@@ -8,7 +8,8 @@
 # so a second run changes nothing (and the next site.yml copies nothing).
 #
 # Usage: lab/redis-tls-certs.sh [DIR] [NAME_OR_ADDRESS...]
-#   default: build/redis-tls broker 10.77.0.10 (the lab's Redis host and its private address)
+#   default: build/redis-tls and the lab's Redis hosts with their private addresses
+#   (`lab/labctl hosts --group redis`: the topology in .config/molecule/config.yml)
 # Then, e.g. in a copy of ansible/inventories/lab/group_vars/all.yml:
 #   celery_redis_tls: true
 #   celery_redis_tls_cert_src: "{{ playbook_dir }}/../build/redis-tls/redis.crt"
@@ -22,7 +23,12 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-$repo/build/redis-tls}
 shift || true
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(broker 10.77.0.10)
+if [ ${#names[@]} -eq 0 ]; then
+    # labctl needs PyYAML: the repo's virtualenv (make setup) has it.
+    hosts=$("${LAB_PYTHON:-$repo/.venv/bin/python}" "$repo/lab/labctl" hosts --group redis)
+    read -r -a names <<<"$(echo $hosts)"
+    [ ${#names[@]} -gt 0 ] || { echo "redis-tls-certs: the lab has no host in the redis group" >&2; exit 1; }
+fi
 names+=(localhost 127.0.0.1)
 
 san=""

@@ -12,7 +12,7 @@
    they were; the `create` playbook then finds them cached;
 2. `molecule test -s NAME`. Its stdout is left alone (the terminal gets it directly); its stderr is copied
    to ours as it arrives and scanned for Molecule's own section lines, which bound each action of the
-   scenario's `test_sequence` (whatever molecule.yml says it is, repeated actions included):
+   scenario's `test_sequence` (whatever its configuration says it is, repeated actions included):
 
        INFO     [default > converge] Executing               (no colours)
        INFO     default ➜ converge: Executing                (colours, once ANSI codes are removed)
@@ -137,13 +137,14 @@ def not_run(sequence: list[str] | None, stages: list[dict]) -> list[str]:
 
 
 def load_yaml(path: Path) -> dict:
-    import yaml  # the venv has it (Molecule and Ansible need it)
+    """The scenario's configuration: its molecule.yml merged over the project's base configuration
+    (.config/molecule/config.yml), as Molecule reads it (lab/labvm/topology.py)."""
+    from labvm import topology  # lab/ is this script's directory
 
     try:
-        text = path.read_text()
+        return topology.scenario_config(path)
     except OSError:  # no such scenario: Molecule says so itself
         return {}
-    return yaml.safe_load(text) or {}
 
 
 def read_test_sequence(molecule_file: Path) -> list[str] | None:

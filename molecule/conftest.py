@@ -2,8 +2,12 @@
 
 pytest loads this file for any test below molecule/ (the repo root holds the
 pytest configuration, so it is the rootdir). It makes ``molecule/shared``
-importable (``import labtest``) and, when a test marked with
-``labtest.unit(...)`` fails, appends the named units' journals to the report.
+importable (``import labtest``), runs a test marked ``labtest.on_manager(NAME)``
+only on the hosts whose Celery services run under NAME and, when a test marked
+with ``labtest.unit(...)`` fails, appends the named units' journals to the report.
+
+Which hosts a test module runs on is its ``testinfra_hosts`` (an inventory group
+per tier); no test skips itself because of the host it runs on.
 """
 
 import sys
@@ -15,9 +19,36 @@ sys.path.insert(0, str(Path(__file__).parent / "shared"))
 
 import labtest  # noqa: E402
 
+HOSTLESS = pytest.StashKey[list]()
+
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "lab_units(*names): systemd units whose journal is shown on failure")
+    config.addinivalue_line("markers", "lab_service_manager(name): run only on hosts whose Celery services "
+                                       "run under this manager")
+
+
+def pytest_collection_modifyitems(config, items):
+    kept, dropped = [], []
+    for item in items:
+        marker = item.get_closest_marker("lab_service_manager")
+        callspec = getattr(item, "callspec", None)
+        host = callspec.params.get("_testinfra_host") if callspec else None
+        if marker is None or host is None:
+            kept.append(item)
+            continue
+        used = labtest.hostvars(host).get("celery_common_service_manager", "systemd")
+        (kept if used == marker.args[0] else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+    tests = {item.nodeid.split("[")[0] for item in kept}
+    config.stash[HOSTLESS] = sorted({item.nodeid.split("[")[0] for item in dropped} - tests)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    for nodeid in config.stash.get(HOSTLESS, []):
+        terminalreporter.write_line(f"runs on no host of this inventory (service manager): {nodeid}", yellow=True)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -5,8 +5,6 @@ import configparser
 import re
 import sys
 
-import yaml
-
 from roles_support import ANSIBLE_DIR, REPO
 
 
@@ -34,7 +32,7 @@ def test_the_generated_lab_inventory_skips_host_keys():
         sys.path.pop(0)
     topo = topology.load(REPO / "molecule" / "default" / "molecule.yml")
     state = {"user": "debian", "key": "/nonexistent/key",
-             "vms": [{"name": m.name, "ssh_port": 2200 + i, "address": f"10.77.0.{10 + i}"}
+             "vms": [{"name": m.name, "ssh_port": 2200 + i, "address": m.address}
                      for i, m in enumerate(topo.machines)]}
     inventory = outputs.inventory(state, topo)
     args = inventory["all"]["vars"]["ansible_ssh_common_args"]
@@ -47,8 +45,15 @@ def test_molecule_scenarios_reach_the_lab_without_the_kits_ansible_cfg():
     from molecule.driver.base import Driver
     assert constants.DEFAULT_ANSIBLE_CFG_OPTIONS["defaults"]["host_key_checking"] is False
     assert "-o StrictHostKeyChecking=no" in Driver._get_ssh_connection_options(None)
-    for path in sorted((REPO / "molecule").glob("*/molecule.yml")):
-        scenario = yaml.safe_load(path.read_text())
+    sys.path.insert(0, str(REPO / "lab"))
+    try:
+        from labvm import topology
+    finally:
+        sys.path.pop(0)
+    paths = sorted((REPO / "molecule").glob("*/molecule.yml"))
+    assert paths and topology.base_config(paths[0]) == REPO / ".config" / "molecule" / "config.yml"
+    for path in paths:
+        scenario = topology.scenario_config(path)  # the base configuration merged in
         assert not (scenario.get("driver") or {}).get("ssh_connection_options"), path
         defaults = ((scenario.get("provisioner") or {}).get("config_options") or {}).get("defaults") or {}
         assert str(defaults.get("host_key_checking", False)).lower() in {"false", "0"}, path

@@ -57,7 +57,7 @@ MIXED = {
         {"name": "node", "groups": ["celery_workers"], "lab_release": "trixie"},
         {"name": "extra", "groups": ["celery_workers"]},
     ],
-    "provisioner": {"inventory": {"host_vars": {
+    "provisioner": {"inventory": {"group_vars": {"all": {"lab_private_network": "10.77.0.0/24"}}, "host_vars": {
         "broker": {"lab_private_address": "10.77.0.10"},
         "node": {"lab_private_address": "10.77.0.11"},
         "extra": {"lab_private_address": "10.77.0.12"},

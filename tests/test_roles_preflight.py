@@ -308,11 +308,16 @@ def test_the_lab_inventory_passes_preflight(tmp_path, tls):
 
 
 def test_the_lab_inventory_has_the_topology_the_lab_boots():
-    """ansible/inventories/lab/hosts.yml names the groups molecule/default/molecule.yml boots (make lab
-    combines both): a host moved in one and not the other would converge a different fleet."""
+    """ansible/inventories/lab/hosts.yml names the groups the lab boots (the default scenario's platforms,
+    from .config/molecule/config.yml; make lab combines both): a host moved in one and not the other
+    would converge a different fleet."""
     repo = Path(__file__).resolve().parents[1]
-    platforms = yaml.safe_load((repo / "molecule/default/molecule.yml").read_text())["platforms"]
-    booted = {(g, p["name"]) for p in platforms for g in p.get("groups", [])}
+    sys.path.insert(0, str(repo / "lab"))
+    try:
+        from labvm import topology
+    finally:
+        sys.path.pop(0)
+    booted = {(g, m.name) for m in topology.load(repo / "molecule/default/molecule.yml").machines for g in m.groups}
     inventory = yaml.safe_load((repo / "ansible/inventories/lab/hosts.yml").read_text())["all"]["children"]
     declared = {(g, h) for g, body in inventory.items() for h in (body.get("hosts") or {})}
     assert declared == booted

@@ -292,3 +292,25 @@ def test_read_test_sequence_drops_step_arguments(tmp_path):
     assert timed_molecule.read_test_sequence(f) == ["create", "converge", "side_effect", "verify", "destroy"]
     f.write_text("driver: {name: default}\n")
     assert timed_molecule.read_test_sequence(f) is None
+
+
+def test_a_scenario_is_read_with_the_base_configuration_merged_in(tmp_path, monkeypatch):
+    """Molecule merges molecule/NAME/molecule.yml over .config/molecule/config.yml: the sequence, the
+    LAB_* env and the platforms' releases come from both."""
+    monkeypatch.delenv("LAB_RELEASE", raising=False)
+    (tmp_path / ".config" / "molecule").mkdir(parents=True)
+    (tmp_path / ".config" / "molecule" / "config.yml").write_text(json.dumps({
+        "platforms": [{"name": "broker"}, {"name": "node", "lab_release": "trixie"}],
+        "provisioner": {"env": {"LAB_PRELOAD": "yes", "LAB_X": "1"}},
+        "scenario": {"test_sequence": ["create", "verify"]}}))
+    inherits = tmp_path / "molecule" / "inherits" / "molecule.yml"
+    own = tmp_path / "molecule" / "own" / "molecule.yml"
+    for f in (inherits, own):
+        f.parent.mkdir(parents=True)
+    inherits.write_text("provisioner: {env: {LAB_PRELOAD: ''}}\n")
+    own.write_text("platforms: [{name: solo}]\nscenario: {test_sequence: [create, converge, destroy]}\n")
+    assert timed_molecule.read_test_sequence(inherits) == ["create", "verify"]
+    assert timed_molecule.lab_env(inherits) == {"LAB_PRELOAD": "", "LAB_X": "1"}
+    assert timed_molecule.lab_releases(inherits, {}) == ["bookworm", "trixie"]
+    assert timed_molecule.read_test_sequence(own) == ["create", "converge", "destroy"]
+    assert timed_molecule.lab_releases(own, {}) == ["bookworm"]

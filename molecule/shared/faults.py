@@ -527,16 +527,24 @@ def commit_ran() -> str:
 SCENARIO = REPO / "molecule" / "default" / "molecule.yml"   # the lab's topology
 
 
+def topology():
+    """The machines the default scenario boots, as lab/labctl reads them (lab/labvm/topology.py)."""
+    sys.path.insert(0, str(REPO / "lab"))
+    try:
+        from labvm import topology as lab_topology
+    finally:
+        sys.path.pop(0)
+    return lab_topology.load(SCENARIO)
+
+
 def worker_hosts() -> list[str]:
     """The hosts the default scenario boots in the celery_workers group."""
-    platforms = yaml.safe_load(SCENARIO.read_text())["platforms"]
-    return [p["name"] for p in platforms if "celery_workers" in p.get("groups", [])]
+    return [m.name for m in topology().machines if "celery_workers" in m.groups]
 
 
 def private_address(host: str) -> str:
     """The address ``host`` has on the lab's private network."""
-    host_vars = yaml.safe_load(SCENARIO.read_text())["provisioner"]["inventory"]["host_vars"]
-    return host_vars[host]["lab_private_address"]
+    return topology().by_name(host).address
 
 
 def ledgers(f: Fleet) -> list[dict]:

@@ -26,6 +26,13 @@ def unit(*names: str):
     return pytest.mark.lab_units(*names)
 
 
+def on_manager(name: str):
+    """Run a test only on those hosts of its module's ``testinfra_hosts`` whose Celery services run
+    under ``name`` (``celery_common_service_manager``, systemd when unset). molecule/conftest.py
+    deselects the other hosts and names every test this leaves on no host."""
+    return pytest.mark.lab_service_manager(name)
+
+
 def hostvars(host) -> dict:
     return host.ansible.get_variables()
 

@@ -1,6 +1,6 @@
 """Ansible callback: the wall time of every task on every host, appended to a JSON-lines file.
 
-Enabled for the lab's Molecule runs (molecule/*/molecule.yml: ANSIBLE_CALLBACK_PLUGINS and
+Enabled for the lab's Molecule runs (.config/molecule/config.yml: ANSIBLE_CALLBACK_PLUGINS and
 ANSIBLE_CALLBACKS_ENABLED); the file is $LAB_TASK_TIMINGS (default .cache/lab/task-timings.jsonl).
 One line per play run: {"playbook", "started", "tasks": [{"task", "role", "host", "status", "seconds"}]}.
 `python3 lab/ansible_plugins/callback/task_timings.py [FILE]` prints the costliest tasks of the last run.

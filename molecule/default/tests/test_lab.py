@@ -4,6 +4,8 @@ import ipaddress
 
 import labtest
 
+testinfra_hosts = ["ansible://all"]
+
 
 def test_hostname_is_the_inventory_name(host):
     assert host.check_output("hostname") == host.backend.get_hostname()
@@ -17,7 +19,9 @@ def test_private_address_is_on_an_interface(host):
 
 
 def test_lab_names_resolve_to_private_addresses(host):
-    for name in ("broker", "worker1", "worker2", "control"):
+    names = host.backend.ansible_runner.get_hosts("all")
+    assert host.backend.get_hostname() in names
+    for name in names:
         assert host.addr(name).ipv4_addresses == [labtest.address_of(host, name)]
 
 

@@ -9,7 +9,6 @@ fleet; the durations themselves are unit-tested by `promtool test rules` (tests/
 """
 
 import json
-import os
 import re
 import shutil
 import socket
@@ -22,20 +21,20 @@ from pathlib import Path
 import labtest
 import pytest
 import yaml
+from stack import REPO, lab_state
 
-REPO = Path(__file__).resolve().parents[3]
 PROMETHEUS = REPO / "monitoring" / "prometheus"
 FOR_LAB = "10s"
 # The instance that is stopped: a worker under systemd, idle during verify, that does not consume
-# `default`, where beat's trace task goes (test_stack.py times that task's runs).
+# `default`, where beat's trace task goes (molecule/shared/tests/test_stack_beat.py times that task's runs).
 STOPPED_HOST, STOPPED_INSTANCE = "worker2", "bulk"
+# Once, from the Redis host's point of view.
+testinfra_hosts = ["ansible://redis"]
 
 
 def _tunnels() -> dict:
     """{forward name: 127.0.0.1 port} of every VM of this scenario's lab (lab/labctl's state)."""
-    lab = f"mol-{os.environ.get('MOLECULE_SCENARIO_NAME', 'default')}"
-    state = json.loads((REPO / ".cache" / "lab" / "run" / lab / "state.json").read_text())
-    return {name: port for vm in state["vms"] for name, port in vm["forwards"].items()}
+    return {name: port for vm in lab_state()["vms"] for name, port in vm["forwards"].items()}
 
 
 def _free_port() -> int:
@@ -108,8 +107,6 @@ def _online(prom: Prometheus) -> set[str]:
 @pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus not installed (make setup installs it)")
 @labtest.unit("prometheus-redis-exporter")
 def test_prometheus_scrapes_the_fleet_and_fires_worker_offline(host, tmp_path):
-    if "redis" not in labtest.hostvars(host).get("group_names", []):
-        pytest.skip("runs once, from the Redis host's point of view")
     assert labtest.hostvars(host).get("celery_redis_exporter"), "the lab runs redis_exporter on the broker"
     exporter = host.service("prometheus-redis-exporter")
     assert exporter.is_running and exporter.is_enabled
