@@ -67,3 +67,19 @@ def test_celery_services_run_under_one_manager_only(host):
     else:
         assert units.strip() != ""
         assert not host.file("/etc/celery/supervisor/supervisord.conf").exists
+
+
+def test_every_celery_unit_runs_with_the_shared_hardening(host):
+    """systemd itself applies the hardening drop-in every celery-* unit shares
+    (celery-.service.d/10-hardening.conf): each running Celery unit lists it, carries its settings
+    and scores 1.5 or lower with systemd-analyze security on the host."""
+    units = host.check_output(
+        "systemctl list-units --type=service --state=running --no-legend --plain 'celery-*' | awk '{print $1}'").split()
+    assert units, "no running celery-* unit"
+    for unit in units:
+        shown = host.check_output("systemctl show -p DropInPaths -p ProtectSystem -p NoNewPrivileges %s", unit)
+        assert "/etc/systemd/system/celery-.service.d/10-hardening.conf" in shown, f"{unit}: {shown}"
+        assert "ProtectSystem=strict" in shown and "NoNewPrivileges=yes" in shown, f"{unit}: {shown}"
+        with host.sudo():
+            score = host.check_output("systemd-analyze security %s | tail -n 1", unit)
+        assert float(score.split(":")[1].split()[0]) <= 1.5, f"{unit}: {score}"
