@@ -6,7 +6,7 @@ import re
 import pytest
 import yaml
 
-from roles_support import ROLES, ROLES_DIR
+from roles_support import ROLES, ROLES_DIR, ansible_playbook
 
 EXPECTED_ROLES = {"celery_beat", "celery_common", "celery_flower", "celery_redis", "celery_supervisor", "celery_worker"}
 
@@ -146,3 +146,20 @@ def test_roles_read_no_facts(role):
             used |= {name for name in re.findall(r"\bansible_[a-z0-9_]+", path.read_text())
                      if name not in NOT_FACTS}
     assert not used, f"{role} reads host facts {sorted(used)}, which site.yml does not gather"
+
+
+def test_service_layer_validates_a_service_description_before_any_task(tmp_path):
+    """The roles include the service layer as `tasks_from: service`, so Ansible checks the
+    description against celery_common's `service` entry point first and names the bad value."""
+    for role in ("celery_worker", "celery_beat", "celery_flower"):
+        assert re.search(r"tasks_from: service$", (ROLES_DIR / role / "tasks" / "main.yml").read_text(), re.M), role
+    playbook = tmp_path / "service.yml"
+    playbook.write_text(yaml.safe_dump([{
+        "hosts": "localhost", "gather_facts": False,
+        "tasks": [{"ansible.builtin.include_role": {"name": "celery_kit.deploy.celery_common", "tasks_from": "service"},
+                   "vars": {"celery_common_service": {"name": "celery-x", "state": "bogus",
+                                                      "environment_file": "/x", "command": "/bin/true"}}}]}]))
+    run = ansible_playbook("-i", "localhost,", "-c", "local", "--check", str(playbook))
+    assert run.returncode != 0
+    assert "arg spec 'service'" in run.stdout
+    assert "value of state must be one of: present, absent, got: bogus" in run.stdout + run.stderr
